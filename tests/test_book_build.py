@@ -1,0 +1,47 @@
+"""The site builds from clean with warnings as errors, and the pages hold executed outputs."""
+
+from __future__ import annotations
+
+import re
+
+from conftest import toc_files
+
+
+def test_clean_build_has_no_warnings(built_site):
+    # Sphinx writes "file:line: WARNING: ..."; the kernel's own "[IPKernelApp] WARNING |" lines
+    # about its local TCP transport are not about the book and are not matched.
+    pattern = re.compile(r"\b(WARNING|ERROR|CRITICAL|SEVERE):")
+    warnings = [line for line in built_site.log.splitlines() if pattern.search(line)]
+    assert built_site.returncode == 0, built_site.log[-5000:]
+    assert warnings == [], "\n".join(warnings)
+
+
+def test_every_toc_entry_becomes_a_page(built_site):
+    missing = [f for f in toc_files() if not (built_site.html / f"{f}.html").exists()]
+    assert missing == []
+    assert (built_site.html / "index.html").exists()
+
+
+def test_setup_chapter_shows_its_executed_outputs(built_site):
+    page = (built_site.html / "lessons" / "00_setup.html").read_text()
+    assert "training device:" in page  # printed by a cell, so the notebook was executed
+    assert "(8, 4, 64, 64)" in page
+    # the Colab install cell is hidden on the site (tag remove-input)
+    assert "google.colab" not in page
+
+
+def test_widget_scripts_are_served_by_the_site_itself(built_site):
+    page = (built_site.html / "lessons" / "00_setup.html").read_text()
+    scripts = [s.split("?")[0] for s in re.findall(r"<script[^>]*src=\"([^\"]+)\"", page)]
+    assert any(s.endswith("jupyter-widgets/embed-amd.js") for s in scripts), scripts
+    assert not [s for s in scripts if "://" in s], scripts
+    vendored = built_site.html / "_static" / "jupyter-widgets"
+    for name in ("require.js", "embed-amd.js", "widgets-config.js"):
+        assert (vendored / name).stat().st_size > 0
+    assert "application/vnd.jupyter.widget-state+json" in page  # widget state was saved
+
+
+def test_api_reference_is_generated_from_docstrings(built_site):
+    page = (built_site.html / "book" / "api.html").read_text()
+    assert "pick_device" in page
+    assert "cuda, then mps, then cpu" in page

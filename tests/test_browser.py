@@ -1,0 +1,147 @@
+"""Open every page of the built site in real headless Chromium, with the network cut off.
+
+Chromium comes from the system (Debian's `chromium`); Playwright never downloads a browser.
+Locally the test skips if Chromium is missing; in CI (CI=true) a missing browser is a failure.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import shutil
+import threading
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+from conftest import toc_files
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+# Console noise that is not ours and appears with the stock configuration too.
+KNOWN_NOISE = (
+    "Identifier 'THEBE_JS_URL' has already been declared",
+    "Got invalid theme mode: . Resetting to auto.",  # theme, first visit: no stored mode
+)
+
+
+def _require_chromium() -> None:
+    have = Path(CHROMIUM).exists() or shutil.which("chromium")
+    if have:
+        return
+    message = f"Chromium not found at {CHROMIUM}; install it with: apt-get install -y chromium"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def site_url(built_site):
+    assert built_site.returncode == 0, "the site did not build; see test_book_build"
+    handler = functools.partial(_QuietHandler, directory=str(built_site.html))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # keep pytest output readable
+        pass
+
+
+@pytest.fixture(scope="module")
+def browser():
+    _require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        yield browser
+        browser.close()
+
+
+class PageVisit:
+    """One page load with every request and console message recorded."""
+
+    def __init__(self, browser, url: str):
+        self.context = browser.new_context()
+        self.page = self.context.new_page()
+        self.requests: list[str] = []
+        self.errors: list[str] = []
+        self.page.on("request", lambda r: self.requests.append(r.url))
+        self.page.on("console", self._on_console)
+        self.page.on("pageerror", lambda e: self._record(f"pageerror: {e}"))
+        # Anything not served by 127.0.0.1 is blocked (and recorded above).
+        self.page.route(lambda u: not _is_local(u), lambda route: route.abort())
+        self.response = self.page.goto(url, wait_until="load")
+
+    def _on_console(self, msg) -> None:
+        if msg.type == "error":
+            self._record(f"console: {msg.text}")
+
+    def _record(self, error: str) -> None:
+        if not any(noise in error for noise in KNOWN_NOISE):
+            self.errors.append(error)
+
+    def close(self) -> None:
+        self.context.close()
+
+
+def _is_local(url: str) -> bool:
+    parsed = urlparse(url)
+    return parsed.scheme in {"data", "blob", "about"} or parsed.hostname == "127.0.0.1"
+
+
+PAGES = toc_files()
+
+
+@pytest.mark.parametrize("entry", PAGES)
+def test_page_loads_offline_with_title_images_and_no_errors(browser, site_url, entry):
+    visit = PageVisit(browser, f"{site_url}/{entry}.html")
+    try:
+        page = visit.page
+        assert visit.response is not None and visit.response.ok
+        page.wait_for_load_state("networkidle")
+        assert page.title().endswith("Training Loop Lab")
+        assert page.locator("main h1").first.inner_text().strip()
+        broken = page.evaluate(
+            "Array.from(document.images)"
+            ".filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)"
+        )
+        assert broken == []
+        assert visit.errors == []
+        outside = [u for u in visit.requests if not _is_local(u)]
+        assert outside == [], "requests left 127.0.0.1"
+    finally:
+        visit.close()
+
+
+@pytest.mark.parametrize("entry", [e for e in PAGES if e.startswith("lessons/")])
+def test_colab_button_points_at_this_notebook(browser, site_url, book_config, entry):
+    repo = book_config["repository"]
+    expected = (
+        f"https://colab.research.google.com/github/{urlparse(repo['url']).path.strip('/')}"
+        f"/blob/{repo['branch']}/{entry}.ipynb"
+    )
+    visit = PageVisit(browser, f"{site_url}/{entry}.html")
+    try:
+        hrefs = visit.page.eval_on_selector_all("a[href*='colab']", "els => els.map(e => e.href)")
+        assert hrefs == [expected]
+        download = visit.page.locator("a[href$='.ipynb'], button[onclick*='.ipynb']")
+        assert download.count() >= 1, "no .ipynb download button"
+    finally:
+        visit.close()
+
+
+def test_setup_chapter_renders_its_progress_widget(browser, site_url):
+    visit = PageVisit(browser, f"{site_url}/lessons/00_setup.html")
+    try:
+        bar = visit.page.locator(".widget-subarea .widget-hprogress").first
+        bar.wait_for(state="visible", timeout=15_000)
+        assert "timing" in visit.page.locator(".widget-subarea").first.inner_text()
+        assert visit.errors == []
+    finally:
+        visit.close()

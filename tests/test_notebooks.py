@@ -1,0 +1,59 @@
+"""Conventions every lesson notebook keeps: Colab cell, no stored outputs, listed in the TOC."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, toc_files
+
+import labpkg
+
+NOTEBOOKS = sorted((ROOT / "lessons").glob("*.ipynb"))
+INSTALL = re.compile(r'%pip install (?:-q )?"labpkg @ git\+(?P<url>[^@"]+)@v(?P<version>[^"]+)"')
+
+
+def _cells(path: Path) -> list[dict]:
+    return json.loads(path.read_text())["cells"]
+
+
+def test_there_are_lessons():
+    assert NOTEBOOKS, "lessons/ holds no notebooks"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_first_cell_installs_pinned_labpkg_only_on_colab(path, book_config):
+    first = _cells(path)[0]
+    source = "".join(first["source"])
+    assert first["cell_type"] == "code"
+    assert "remove-input" in first["metadata"].get("tags", [])
+    assert 'if "google.colab" in sys.modules:' in source
+    match = INSTALL.search(source)
+    assert match, f"{path.name}: no pinned '%pip install \"labpkg @ git+URL@vX\"' line"
+    assert match["url"] == book_config["repository"]["url"]
+    assert match["version"] == labpkg.__version__
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_committed_without_outputs(path):
+    stored = [c for c in _cells(path) if c["cell_type"] == "code" and c.get("outputs")]
+    assert stored == []
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_in_the_table_of_contents(path):
+    assert path.relative_to(ROOT).with_suffix("").as_posix() in toc_files()
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_ends_with_exercises(path):
+    markdown = "".join("".join(c["source"]) for c in _cells(path) if c["cell_type"] == "markdown")
+    assert "## Exercises" in markdown
+
+
+def test_every_toc_entry_exists():
+    for entry in toc_files():
+        candidates = [ROOT / f"{entry}{suffix}" for suffix in (".md", ".ipynb")]
+        assert any(c.exists() for c in candidates), entry
