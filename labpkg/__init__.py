@@ -14,19 +14,67 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from labpkg.callbacks import Callback, History, ProgbarLogger
+from labpkg.checkpoint import load_checkpoint, save_checkpoint
+from labpkg.counting import (
+    effective_batch_size,
+    iterations_per_epoch,
+    samples_per_rank,
+    total_iterations,
+    updates_per_epoch,
+)
+from labpkg.data import (
+    CLASS_NAMES,
+    ShapesConfig,
+    SyntheticShapes,
+    make_loaders,
+    make_shapes,
+    train_val_split,
+)
 from labpkg.devices import amp_dtype_for, describe_device, pick_device, time_call
+from labpkg.metrics import DiceCoefficient, MeanIoU, PixelAccuracy, SegmentationMetrics
+from labpkg.models import UNet, UNetConfig, count_parameters
+from labpkg.optim import get_optimizer
+from labpkg.trainer import Trainer, TrainState
 
 __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
+    "CLASS_NAMES",
+    "Callback",
+    "DiceCoefficient",
+    "History",
+    "MeanIoU",
+    "PixelAccuracy",
+    "ProgbarLogger",
+    "SegmentationMetrics",
+    "ShapesConfig",
+    "SyntheticShapes",
+    "TrainState",
+    "Trainer",
+    "UNet",
+    "UNetConfig",
     "amp_dtype_for",
+    "count_parameters",
     "describe_device",
+    "effective_batch_size",
+    "get_optimizer",
+    "iterations_per_epoch",
+    "load_checkpoint",
+    "make_loaders",
+    "make_shapes",
     "pick_device",
+    "samples_per_rank",
+    "save_checkpoint",
     "time_call",
+    "total_iterations",
+    "train_val_split",
+    "updates_per_epoch",
+    "viz",
 ]
 
-_LAZY_MODULES: set[str] = set()
+_LAZY_MODULES = {"viz"}
 
 
 def __getattr__(name: str) -> Any:

@@ -1,0 +1,131 @@
+"""The callback protocol: named hooks the Trainer calls at fixed points of the loop.
+
+Where each hook fires (a simplified ``Trainer.fit``)::
+
+    callbacks.on_train_begin()
+    for epoch in range(epochs):
+        callbacks.on_epoch_begin(epoch)
+        for batch, (x, y) in enumerate(train_loader):
+            callbacks.on_train_batch_begin(batch)
+            ...forward, loss, backward, optimizer step...
+            callbacks.on_train_batch_end(batch, logs)      # logs: running epoch means
+            if trainer.state.stop_training: break
+        callbacks.on_test_begin()                          # validation, if any
+        for batch, (x, y) in enumerate(val_loader):
+            callbacks.on_test_batch_begin(batch)
+            callbacks.on_test_batch_end(batch, logs)
+        callbacks.on_test_end(logs)
+        callbacks.on_epoch_end(epoch, logs)                # logs: loss, metrics, val_*
+        if trainer.state.stop_training: break
+    callbacks.on_train_end(logs)
+
+``epoch`` and ``batch`` are 0-based. A callback changes training only through what it is given:
+``trainer.state.stop_training = True``, the optimizer's learning rate, the model's weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from labpkg import distributed
+
+__all__ = ["Callback", "CallbackList"]
+
+
+class Callback:
+    """Base class: override the hooks you need; each receives 0-based counters and logs.
+
+    Attributes:
+        trainer: the Trainer running the callback (set before ``on_train_begin``).
+        rank_zero_only: True for callbacks with side effects (files, printing): under data
+            parallelism they run in process 0 only.
+
+    Example:
+        >>> class PrintEpoch(Callback):
+        ...     def on_epoch_end(self, epoch, logs=None):
+        ...         print(f"epoch {epoch + 1} done")
+        >>> PrintEpoch().on_epoch_end(0)
+        epoch 1 done
+    """
+
+    rank_zero_only = False
+
+    def __init__(self) -> None:
+        self.trainer: Any = None
+
+    def set_trainer(self, trainer: Any) -> None:
+        self.trainer = trainer
+
+    def on_train_begin(self, logs: dict | None = None) -> None: ...
+    def on_train_end(self, logs: dict | None = None) -> None: ...
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None: ...
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None: ...
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None: ...
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None: ...
+    def on_test_begin(self, logs: dict | None = None) -> None: ...
+    def on_test_end(self, logs: dict | None = None) -> None: ...
+    def on_test_batch_begin(self, batch: int, logs: dict | None = None) -> None: ...
+    def on_test_batch_end(self, batch: int, logs: dict | None = None) -> None: ...
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint must keep so that a resumed run continues (e.g. patience)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` returned."""
+
+
+class CallbackList:
+    """Calls each hook on every callback, in list order.
+
+    The Trainer appends ``History`` and the progress bar last, so they see keys that other
+    callbacks add to the logs (for example ``learning_rate``).
+    """
+
+    def __init__(self, callbacks: Iterable[Callback], trainer: Any) -> None:
+        self.callbacks = list(callbacks)
+        for cb in self.callbacks:
+            if not isinstance(cb, Callback):
+                raise TypeError(f"callbacks must be Callback instances, got {type(cb).__name__}")
+            cb.set_trainer(trainer)
+        self._is_rank_zero = distributed.rank() == 0
+
+    def __iter__(self):
+        return iter(self.callbacks)
+
+    def _call(self, hook: str, *args: Any) -> None:
+        for cb in self.callbacks:
+            if cb.rank_zero_only and not self._is_rank_zero:
+                continue
+            getattr(cb, hook)(*args)
+
+    def on_train_begin(self, logs=None):
+        self._call("on_train_begin", logs)
+
+    def on_train_end(self, logs=None):
+        self._call("on_train_end", logs)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._call("on_epoch_begin", epoch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._call("on_epoch_end", epoch, logs)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._call("on_train_batch_begin", batch, logs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._call("on_train_batch_end", batch, logs)
+
+    def on_test_begin(self, logs=None):
+        self._call("on_test_begin", logs)
+
+    def on_test_end(self, logs=None):
+        self._call("on_test_end", logs)
+
+    def on_test_batch_begin(self, batch, logs=None):
+        self._call("on_test_batch_begin", batch, logs)
+
+    def on_test_batch_end(self, batch, logs=None):
+        self._call("on_test_batch_end", batch, logs)

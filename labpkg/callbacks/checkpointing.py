@@ -1,0 +1,101 @@
+"""``ModelCheckpoint``: save the model during training (Keras semantics)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from labpkg import checkpoint
+from labpkg.callbacks.base import Callback
+from labpkg.callbacks.monitor import MissingKeyWarner, is_improvement, resolve_mode
+
+__all__ = ["ModelCheckpoint"]
+
+
+class ModelCheckpoint(Callback):
+    """Save a checkpoint every epoch (or every ``save_freq`` batches), or only the best one.
+
+    Args:
+        filepath: a path, optionally a template such as ``"ckpt/{epoch:02d}-{val_loss:.2f}.pt"``
+            (``epoch`` is 1-based; any log key can appear; an unknown key raises ``KeyError``).
+        monitor: log key that decides "best" (default ``"val_loss"``).
+        verbose: 1 prints a line per save.
+        save_best_only: save only on a strict improvement of ``monitor`` (a tie keeps the
+            earlier file; a NaN never saves; a missing key warns and saves anyway).
+        save_weights_only: save ``model.state_dict()`` alone; otherwise the full training state
+            (model, optimizer, scaler, counters, callbacks, RNG) so ``fit(resume_from=...)``
+            can continue.
+        mode: ``"auto"``, ``"min"`` or ``"max"``.
+        save_freq: ``"epoch"`` or an int: save every that many batches, counted across epochs.
+        initial_value_threshold: a first ``best`` to beat (``save_best_only`` only).
+
+    Example:
+        >>> ModelCheckpoint("best_model.pt", save_best_only=True).monitor
+        'val_loss'
+    """
+
+    rank_zero_only = True
+
+    def __init__(
+        self,
+        filepath: str,
+        monitor: str = "val_loss",
+        verbose: int = 0,
+        save_best_only: bool = False,
+        save_weights_only: bool = False,
+        mode: str = "auto",
+        save_freq: str | int = "epoch",
+        initial_value_threshold: float | None = None,
+    ) -> None:
+        super().__init__()
+        if save_freq != "epoch" and not (isinstance(save_freq, int) and save_freq >= 1):
+            raise ValueError(f"save_freq must be 'epoch' or an int >= 1, got {save_freq!r}")
+        self.filepath, self.monitor, self.verbose = str(filepath), monitor, verbose
+        self.save_best_only, self.save_weights_only = save_best_only, save_weights_only
+        self.mode = resolve_mode(monitor, mode)
+        self.save_freq, self.initial_value_threshold = save_freq, initial_value_threshold
+        self.best: float | None = initial_value_threshold
+        self.best_path: str | None = None
+        self._batches = 0
+        self._warn_missing = MissingKeyWarner("ModelCheckpoint", monitor)
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        checkpoint.check_writable(self.filepath)  # fail now, not after the first epoch
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self.save_freq == "epoch":
+            return
+        self._batches += 1
+        if self._batches % self.save_freq == 0:
+            self._maybe_save(self.trainer.state.epoch, logs or {})
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self.save_freq == "epoch":
+            self._maybe_save(epoch, logs or {})
+
+    def _maybe_save(self, epoch: int, logs: dict) -> None:
+        logs = {k: float(v) for k, v in logs.items()}  # batch logs may hold device tensors
+        if self.save_best_only:
+            if self.monitor not in logs:
+                self._warn_missing(logs)
+            else:
+                current = logs[self.monitor]
+                if not is_improvement(current, self.best, self.mode):
+                    return
+                self.best = current
+        path = self.filepath.format(epoch=epoch + 1, **logs)
+        if self.save_weights_only:
+            checkpoint.save_checkpoint(self.trainer.model.state_dict(), path)
+        else:
+            checkpoint.save_checkpoint({**self.trainer.checkpoint_state(), "best": self.best}, path)
+        self.best_path = path
+        if self.verbose:
+            value = logs.get(self.monitor, math.nan)
+            print(f"epoch {epoch + 1}: saved {path} ({self.monitor}={value:.4f})")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "batches": self._batches, "best_path": self.best_path}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self._batches = state["best"], state["batches"]
+        self.best_path = state.get("best_path")

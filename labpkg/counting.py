@@ -1,0 +1,113 @@
+"""The book's arithmetic: how many mini-batches, updates and samples a run has.
+
+These are the formulas the chapters teach; tests check each against a real ``DataLoader``,
+``DistributedSampler`` and ``Trainer``. All counts are per process unless the name says global.
+"""
+
+from __future__ import annotations
+
+import math
+
+__all__ = [
+    "samples_per_rank",
+    "iterations_per_epoch",
+    "updates_per_epoch",
+    "total_iterations",
+    "effective_batch_size",
+]
+
+
+def samples_per_rank(n: int, world_size: int = 1, drop_last: bool = False) -> int:
+    """Samples each of W processes reads per epoch (DistributedSampler's rule).
+
+    Without ``drop_last`` the sampler pads by repeating samples up to ceil(n / W) each; with
+    it, it drops the tail so every process gets floor(n / W).
+
+    Example:
+        >>> samples_per_rank(10, world_size=4), samples_per_rank(10, 4, drop_last=True)
+        (3, 2)
+    """
+    _check(n=n, minimum=0)
+    _check(world_size=world_size)
+    if world_size == 1:
+        return n
+    return n // world_size if drop_last else math.ceil(n / world_size)
+
+
+def iterations_per_epoch(
+    n: int, batch_size: int, drop_last: bool = False, world_size: int = 1
+) -> int:
+    """Mini-batches per epoch (per process): ceil(n / batch_size), or floor with ``drop_last``.
+
+    Args:
+        n: training samples.
+        batch_size: samples per mini-batch (per process).
+        drop_last: drop the last, smaller batch (and, with W > 1, the uneven tail).
+        world_size: processes W (default 1).
+
+    Example:
+        >>> iterations_per_epoch(1000, 100)
+        10
+        >>> iterations_per_epoch(1001, 100), iterations_per_epoch(1001, 100, drop_last=True)
+        (11, 10)
+    """
+    _check(batch_size=batch_size)
+    per_rank = samples_per_rank(n, world_size, drop_last)
+    return per_rank // batch_size if drop_last else math.ceil(per_rank / batch_size)
+
+
+def updates_per_epoch(
+    n: int,
+    batch_size: int,
+    accumulate: int = 1,
+    drop_last: bool = False,
+    world_size: int = 1,
+) -> int:
+    """Optimizer updates per epoch: ceil(mini-batches / accumulate).
+
+    With gradient accumulation, ``accumulate`` mini-batches make one update; a remainder at the
+    end of an epoch makes one more, smaller update.
+
+    Example:
+        >>> updates_per_epoch(1000, 100, accumulate=3)
+        4
+    """
+    _check(accumulate=accumulate)
+    return math.ceil(iterations_per_epoch(n, batch_size, drop_last, world_size) / accumulate)
+
+
+def total_iterations(
+    n: int,
+    batch_size: int,
+    epochs: int,
+    accumulate: int = 1,
+    drop_last: bool = False,
+    world_size: int = 1,
+) -> int:
+    """Updates in a whole run: updates per epoch × epochs.
+
+    Example:
+        >>> total_iterations(1000, 100, epochs=5)
+        50
+    """
+    _check(epochs=epochs, minimum=0)
+    return updates_per_epoch(n, batch_size, accumulate, drop_last, world_size) * epochs
+
+
+def effective_batch_size(batch_size: int, accumulate: int = 1, world_size: int = 1) -> int:
+    """Samples behind one update: batch × accumulate × W (the global batch when W > 1).
+
+    Example:
+        >>> effective_batch_size(32, accumulate=4, world_size=2)
+        256
+    """
+    _check(batch_size=batch_size)
+    _check(accumulate=accumulate)
+    _check(world_size=world_size)
+    return batch_size * accumulate * world_size
+
+
+def _check(minimum: int = 1, **value: int) -> None:
+    ((name, v),) = value.items()
+    if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {v!r}")

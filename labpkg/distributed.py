@@ -1,0 +1,69 @@
+"""Data parallelism helpers: the same code runs in one process or under ``torchrun``.
+
+When a ``torch.distributed`` process group is initialised (``torchrun --nproc_per_node=W``), each
+of the W processes trains on its own 1/W share of every epoch, and DDP averages the gradients, so
+one update sees ``batch_size × W`` samples: the *global batch*.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+
+__all__ = ["is_distributed", "rank", "world_size", "all_reduce_sum", "distributed_loader"]
+
+
+def is_distributed() -> bool:
+    """True when a process group is initialised (e.g. under ``torchrun``)."""
+    return dist.is_available() and dist.is_initialized()
+
+
+def rank() -> int:
+    """This process's index, 0 when not distributed."""
+    return dist.get_rank() if is_distributed() else 0
+
+
+def world_size() -> int:
+    """Number of processes W, 1 when not distributed."""
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def all_reduce_sum(tensor: torch.Tensor) -> None:
+    """Sum ``tensor`` in place over all processes (no-op in a single process)."""
+    if is_distributed():
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+
+
+def distributed_loader(loader: DataLoader, seed: int = 0) -> DataLoader:
+    """Rebuild ``loader`` so that each process reads its own share through a DistributedSampler.
+
+    Shuffling, batch size, ``drop_last`` and the other options are kept. A loader that already
+    uses a ``DistributedSampler`` is returned unchanged.
+
+    Args:
+        loader: a DataLoader built for one process.
+        seed: the sampler's shuffling seed; every process must use the same one.
+
+    Returns:
+        A DataLoader whose sampler is a ``DistributedSampler`` (call ``set_epoch`` each epoch).
+    """
+    if isinstance(loader.sampler, DistributedSampler) or not is_distributed():
+        return loader
+    sampler = DistributedSampler(
+        loader.dataset,
+        num_replicas=world_size(),
+        rank=rank(),
+        shuffle=isinstance(loader.sampler, RandomSampler),
+        seed=seed,
+        drop_last=loader.drop_last,
+    )
+    return DataLoader(
+        loader.dataset,
+        batch_size=loader.batch_size,
+        sampler=sampler,
+        num_workers=loader.num_workers,
+        collate_fn=loader.collate_fn,
+        pin_memory=loader.pin_memory,
+        drop_last=loader.drop_last,
+    )

@@ -1,0 +1,139 @@
+"""Checkpoints: atomic writes, safe loads, exact resume."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from helpers import loader, tiny_data, tiny_model, tiny_trainer
+
+import labpkg
+from labpkg.callbacks import ModelCheckpoint
+from labpkg.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+
+
+def test_d2_round_trip_of_tensors_ints_and_floats(tmp_path):
+    path = save_checkpoint({"w": torch.arange(3), "step": 7, "lr": 0.5}, tmp_path / "c.pt")
+    loaded = load_checkpoint(path)
+    assert torch.equal(loaded["w"], torch.arange(3)) and (loaded["step"], loaded["lr"]) == (7, 0.5)
+
+
+def test_d2_a_pickled_object_is_refused(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"value": np.float64(1.0)}, path)
+    with pytest.raises(ValueError, match="refused"):
+        load_checkpoint(path)
+
+
+def test_a_file_that_is_not_a_checkpoint_is_a_clear_error(tmp_path):
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a readable checkpoint"):
+        load_checkpoint(tmp_path / "junk.pt")
+    with pytest.raises(FileNotFoundError):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_a_write_killed_midway_leaves_the_previous_file_intact(tmp_path):
+    path = tmp_path / "ckpt.pt"
+    save_checkpoint({"version": 1, "w": torch.ones(10)}, path)
+    script = textwrap.dedent(f"""
+        import os, signal, torch
+        from labpkg.checkpoint import save_checkpoint
+        real_save = torch.save
+        def dying_save(obj, f):
+            f.write(b"half a checkpoint")
+            f.flush()
+            os.kill(os.getpid(), signal.SIGKILL)  # the process dies mid-write
+        torch.save = dying_save
+        save_checkpoint({{"version": 2}}, {str(path)!r})
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True)
+    assert proc.returncode == -9
+    loaded = load_checkpoint(path)
+    assert loaded["version"] == 1 and torch.equal(loaded["w"], torch.ones(10))
+
+
+def test_failed_write_removes_its_temporary_file(tmp_path, monkeypatch):
+    def failing_save(obj, f):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", failing_save)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint({"a": 1}, tmp_path / "c.pt")
+    assert os.listdir(tmp_path) == []
+
+
+def test_rng_state_round_trip_restores_every_generator(tmp_path):
+    import random
+
+    save_checkpoint({"rng": rng_state()}, tmp_path / "r.pt")
+    expected = (torch.rand(3), random.random(), np.random.rand())  # noqa: NPY002
+    set_rng_state(load_checkpoint(tmp_path / "r.pt")["rng"])
+    assert torch.equal(torch.rand(3), expected[0])
+    assert (random.random(), np.random.rand()) == expected[1:]  # noqa: NPY002
+
+
+def _run(tmp_path, epochs, callbacks=(), resume_from=None):
+    torch.manual_seed(0)
+    data = loader(tiny_data(24), batch_size=4, shuffle=True)
+    trainer = tiny_trainer(tiny_model(seed=5, batch_norm=True), lr=0.05)
+    trainer.fit(data, epochs=epochs, callbacks=list(callbacks), verbose=0, resume_from=resume_from)
+    return trainer
+
+
+def test_resume_after_an_interrupt_gives_bitwise_equal_weights(tmp_path):
+    straight = _run(tmp_path, epochs=4)
+
+    class InterruptInEpoch3(labpkg.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            if self.trainer.state.epoch == 2 and batch == 3:
+                raise KeyboardInterrupt
+
+    every_epoch = ModelCheckpoint(str(tmp_path / "last.pt"))
+    with pytest.warns(UserWarning, match="interrupted"):
+        _run(tmp_path, epochs=4, callbacks=[every_epoch, InterruptInEpoch3()])
+    torch.manual_seed(123)  # a different global state: the checkpoint must restore it
+    resumed = _run(
+        tmp_path,
+        epochs=4,
+        callbacks=[ModelCheckpoint(str(tmp_path / "last.pt"))],
+        resume_from=tmp_path / "last.pt",
+    )
+    assert resumed.state.global_step == straight.state.global_step == 24
+    for a, b in zip(
+        straight.model.state_dict().values(), resumed.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b)
+
+
+def test_checkpoint_from_a_different_model_names_the_keys(tmp_path):
+    trainer = tiny_trainer()
+    trainer.save_checkpoint(str(tmp_path / "c.pt"))
+    other = tiny_trainer(labpkg.UNet(labpkg.UNetConfig(num_classes=3, base_width=4, depth=3)))
+    with pytest.raises(ValueError, match="different model: missing keys"):
+        other.load_checkpoint(str(tmp_path / "c.pt"))
+
+
+def test_model_checkpoint_weights_only_loads_with_weights_only(tmp_path):
+    trainer = tiny_trainer()
+    ckpt = ModelCheckpoint(str(tmp_path / "w.pt"), save_weights_only=True, monitor="loss")
+    trainer.fit(loader(tiny_data(8)), epochs=1, callbacks=[ckpt], verbose=0)
+    state = torch.load(tmp_path / "w.pt", weights_only=True)
+    model = tiny_model()
+    model.load_state_dict(state)
+
+
+def test_unwritable_checkpoint_folder_fails_before_training(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    trainer = tiny_trainer()
+    with pytest.raises(ValueError, match="cannot write checkpoints"):
+        trainer.fit(
+            loader(tiny_data(8)), callbacks=[ModelCheckpoint(str(blocker / "c.pt"))], verbose=0
+        )
+    assert trainer.state.global_step == 0

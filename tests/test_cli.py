@@ -1,0 +1,58 @@
+"""``python -m labpkg train``: accounting first, then training, a checkpoint and a plot."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import torch
+
+
+def _cli(*args: str, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "labpkg", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
+
+
+def test_train_prints_the_accounting_and_saves_checkpoint_and_plot(tmp_path):
+    proc = _cli(
+        "train",
+        "--epochs",
+        "2",
+        "--samples",
+        "50",
+        "--batch-size",
+        "16",
+        "--val-samples",
+        "16",
+        "--image-size",
+        "16",
+        "--base-width",
+        "4",
+        "--out",
+        "run",
+        "--verbose",
+        "2",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "mini-batches / epoch  4" in out  # ceil(50 / 16)
+    assert "total updates         8" in out
+    assert out.index("total updates") < out.index("epoch 1/2")  # printed before training
+    state = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
+    assert state["global_step"] in (4, 8)
+    assert (tmp_path / "run" / "history.png").stat().st_size > 1000
+
+
+def test_bad_arguments_exit_non_zero_with_a_clear_message(tmp_path):
+    proc = _cli("train", "--batch-size", "0", cwd=tmp_path)
+    assert proc.returncode == 2 and "--batch-size: must be a positive integer" in proc.stderr
+    proc = _cli("train", "--image-size", "30", cwd=tmp_path)
+    assert proc.returncode == 2 and "multiple of 8" in proc.stderr
+    proc = _cli("train", "--optimizer", "adagrad", cwd=tmp_path)
+    assert proc.returncode == 2 and "invalid choice" in proc.stderr

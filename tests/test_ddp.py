@@ -1,0 +1,96 @@
+"""Data parallel training: 2 processes on the gloo backend against a 1-process run."""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from helpers import tiny_data, tiny_model, tiny_trainer
+from torch.utils.data import DataLoader, DistributedSampler
+
+import labpkg
+
+N, BATCH, WORLD, EPOCHS = 24, 3, 2, 2
+
+
+class RankZeroProbe(labpkg.Callback):
+    rank_zero_only = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.calls += 1
+
+
+def _fit(train_loader, val_loader, probe=None):
+    trainer = tiny_trainer(tiny_model(seed=3), lr=0.2, metrics=[labpkg.SegmentationMetrics(3)])
+    history = trainer.fit(
+        train_loader, EPOCHS, val_loader, callbacks=[probe] if probe else [], verbose=0
+    )
+    return trainer, history
+
+
+def _worker(rank: int, init_file: str, out_dir: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
+    try:
+        probe = RankZeroProbe()
+        # plain loaders, as in a single process: the Trainer shards them itself
+        train = DataLoader(tiny_data(N), batch_size=BATCH, shuffle=True)
+        val = DataLoader(tiny_data(8, seed=1), batch_size=4)
+        trainer, history = _fit(train, val, probe)
+        s = trainer.state
+        torch.save(
+            {
+                "counts": [s.epoch_length, s.global_step, s.batches_seen, s.samples_seen],
+                "weights": trainer.model.state_dict(),
+                "history": history.history,
+                "probe_calls": probe.calls,
+            },
+            f"{out_dir}/rank{rank}.pt",
+        )
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_gloo_processes_match_one_process_with_twice_the_batch(tmp_path):
+    mp.spawn(_worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=WORLD, join=True)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(WORLD)]
+
+    per_rank = labpkg.iterations_per_epoch(N, BATCH, world_size=WORLD)  # ceil(ceil(24/2)/3) = 4
+    for r in ranks:
+        assert r["counts"] == [per_rank, per_rank * EPOCHS, per_rank * EPOCHS, N // WORLD * EPOCHS]
+    assert [r["probe_calls"] for r in ranks] == [EPOCHS, 0]  # side effects on rank 0 only
+
+    sampler = DistributedSampler(tiny_data(N), num_replicas=1, rank=0, shuffle=True, seed=0)
+    single_loader = DataLoader(tiny_data(N), batch_size=BATCH * WORLD, sampler=sampler)
+    single, history = _fit(single_loader, DataLoader(tiny_data(8, seed=1), batch_size=8))
+    assert single.state.global_step == per_rank * EPOCHS  # same number of updates
+    for r in ranks:
+        for name, value in single.model.state_dict().items():
+            torch.testing.assert_close(r["weights"][name], value, rtol=1e-4, atol=1e-5)
+        # validation metrics were all-reduced: every rank reports the whole validation set
+        for key in ("val_loss", "val_mean_iou", "val_pixel_accuracy"):
+            torch.testing.assert_close(
+                torch.tensor(r["history"][key]),
+                torch.tensor(history.history[key]),
+                rtol=1e-4,
+                atol=1e-5,
+            )
+
+
+def test_rank_batches_together_are_the_single_process_global_batch():
+    data = range(N)
+    for epoch in range(3):
+        single = DistributedSampler(data, num_replicas=1, rank=0, shuffle=True, seed=0)
+        single.set_epoch(epoch)
+        global_batches = list(DataLoader(list(data), batch_size=BATCH * WORLD, sampler=single))
+        per_rank = []
+        for rank in range(WORLD):
+            sampler = DistributedSampler(data, num_replicas=WORLD, rank=rank, shuffle=True, seed=0)
+            sampler.set_epoch(epoch)
+            per_rank.append(list(DataLoader(list(data), batch_size=BATCH, sampler=sampler)))
+        for step, batch in enumerate(global_batches):
+            union = torch.cat([per_rank[r][step] for r in range(WORLD)])
+            assert sorted(union.tolist()) == sorted(batch.tolist())

@@ -1,0 +1,266 @@
+"""Trainer semantics: hook order, exact counters, accumulation, AMP, interrupts, bad input."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from helpers import Recorder, loader, tiny_data, tiny_model, tiny_trainer
+from torch import nn
+
+import labpkg
+
+
+def test_t1_hook_sequence_and_counters_for_two_epochs_of_three_batches():
+    rec = Recorder()
+    trainer = tiny_trainer()
+    trainer.fit(
+        loader(tiny_data(12)),
+        epochs=2,
+        validation_data=loader(tiny_data(4)),
+        callbacks=[rec],
+        verbose=0,
+    )
+    epoch = ["epoch_begin"] + ["batch_begin", "batch_end"] * 3
+    val = ["test_begin", "test_batch_begin", "test_batch_end", "test_end", "epoch_end"]
+    assert rec.hooks() == ["train_begin", *(epoch + val) * 2, "train_end"]
+    batch_ends = [e for e in rec.events if e[0] == "batch_end"]
+    assert [e[1] for e in batch_ends] == [0, 1, 2, 0, 1, 2]
+    assert [e[3] for e in batch_ends] == [1, 2, 3, 4, 5, 6]  # global_step after each update
+    assert {e[4] for e in rec.events} == {3}  # epoch_length
+    assert [e[1] for e in rec.events if e[0] == "epoch_end"] == [0, 1]
+
+
+def test_seed_example_1000_samples_batch_100_five_epochs_gives_50_updates():
+    data = tiny_data(1000, size=8)
+    trainer = tiny_trainer()
+    history = trainer.fit(loader(data, batch_size=100, shuffle=True), epochs=5, verbose=0)
+    assert trainer.state.epoch_length == 10
+    assert trainer.state.global_step == 50 == labpkg.total_iterations(1000, 100, 5)
+    assert trainer.state.samples_seen == 5000 and trainer.state.batches_seen == 50
+    assert history.epoch == [0, 1, 2, 3, 4]
+
+
+def test_last_smaller_batch_counts_and_drop_last_removes_it():
+    trainer = tiny_trainer()
+    trainer.fit(loader(tiny_data(10), batch_size=4), epochs=1, verbose=0)
+    assert (trainer.state.global_step, trainer.state.samples_seen) == (3, 10)
+    trainer = tiny_trainer()
+    trainer.fit(loader(tiny_data(10), batch_size=4, drop_last=True), epochs=1, verbose=0)
+    assert (trainer.state.global_step, trainer.state.samples_seen) == (2, 8)
+
+
+def test_accumulation_counts_updates_not_mini_batches():
+    trainer = tiny_trainer(accumulate_grad_batches=3)
+    trainer.fit(loader(tiny_data(40), batch_size=4), epochs=2, verbose=0)  # 10 batches / epoch
+    assert trainer.state.batches_seen == 20
+    assert trainer.state.global_step == 2 * 4 == 2 * labpkg.updates_per_epoch(40, 4, 3)
+
+
+def test_accumulating_two_batches_equals_one_batch_of_twice_the_size():
+    data = tiny_data(16)
+    a = tiny_trainer(tiny_model(seed=1), accumulate_grad_batches=2)
+    a.fit(loader(data, batch_size=4), epochs=1, verbose=0)
+    b = tiny_trainer(tiny_model(seed=1))
+    b.fit(loader(data, batch_size=8), epochs=1, verbose=0)
+    for pa, pb in zip(a.model.parameters(), b.model.parameters(), strict=True):
+        torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-6)
+
+
+def test_remainder_group_is_averaged_over_its_own_size():
+    # 3 mini-batches with k=2: updates on {0,1} and {2}; the last must equal a plain step on 2
+    data = tiny_data(12)
+    a = tiny_trainer(tiny_model(seed=2), accumulate_grad_batches=2)
+    a.fit(loader(data, batch_size=4), epochs=1, verbose=0)
+    b = tiny_trainer(tiny_model(seed=2))
+    sizes = torch.utils.data.BatchSampler(range(12), batch_size=8, drop_last=False)
+    b.fit(torch.utils.data.DataLoader(data, batch_sampler=sizes), epochs=1, verbose=0)
+    assert a.state.global_step == b.state.global_step == 2
+    for pa, pb in zip(a.model.parameters(), b.model.parameters(), strict=True):
+        torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-6)
+
+
+def test_steps_per_epoch_limits_every_epoch():
+    trainer = tiny_trainer()
+    trainer.fit(loader(tiny_data(40)), epochs=3, steps_per_epoch=2, verbose=0)
+    assert (trainer.state.epoch_length, trainer.state.global_step) == (2, 6)
+
+
+def test_stop_mid_epoch_still_validates_and_ends():
+    class StopAtSecondBatch(labpkg.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 1:
+                self.trainer.state.stop_training = True
+
+    trainer = tiny_trainer()
+    history = trainer.fit(
+        loader(tiny_data(20)),
+        epochs=3,
+        validation_data=loader(tiny_data(4)),
+        callbacks=[StopAtSecondBatch()],
+        verbose=0,
+    )
+    assert trainer.state.global_step == 2
+    assert history.epoch == [0] and "val_loss" in history.history
+
+
+def test_epoch_loss_is_the_batch_size_weighted_mean():
+    class Constant(nn.Module):
+        def forward(self, logits, target):  # loss = mean of the batch's target ids
+            return target.float().mean() + 0 * logits.sum()
+
+    x = torch.rand(5, 3, 8, 8)
+    y = torch.tensor([0, 0, 0, 0, 2]).view(5, 1, 1).expand(5, 8, 8).contiguous()
+    model = tiny_model()
+    trainer = labpkg.Trainer(
+        model, torch.optim.SGD(model.parameters(), lr=0.0), Constant(), device="cpu"
+    )
+    history = trainer.fit(loader(torch.utils.data.TensorDataset(x, y), batch_size=4), verbose=0)
+    assert history.history["loss"][0] == pytest.approx(2 / 5)  # not the per-batch mean (1.0)
+
+
+def test_metrics_are_dataset_level_and_validation_is_separate():
+    metric = labpkg.SegmentationMetrics(num_classes=3)
+    trainer = tiny_trainer(metrics=[metric])
+    history = trainer.fit(
+        loader(tiny_data(12)), epochs=1, validation_data=loader(tiny_data(8)), verbose=0
+    )
+    for key in ("pixel_accuracy", "mean_iou", "dice", "val_pixel_accuracy", "val_mean_iou"):
+        assert 0 <= history.history[key][0] <= 1
+    assert int(metric.confmat.sum()) == 12 * 8 * 8  # training pixels only
+    assert int(trainer.val_metrics[0].confmat.sum()) == 8 * 8 * 8
+
+
+def test_amp_on_cpu_runs_the_forward_pass_in_bfloat16_and_trains():
+    seen = []
+    trainer = tiny_trainer(amp=True, channels_last=True, lr=0.5)
+    trainer.model.head.register_forward_hook(lambda m, i, out: seen.append(out.dtype))
+    history = trainer.fit(loader(tiny_data(32), batch_size=8), epochs=4, verbose=0)
+    assert trainer.amp_dtype is torch.bfloat16 and not trainer.scaler.is_enabled()
+    assert set(seen) == {torch.bfloat16}
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
+
+
+def test_d3_float16_overflow_skips_the_step_and_halves_the_scale():
+    def infinite_loss(logits, target):
+        return logits.float().sum() * math.inf
+
+    model = tiny_model()
+    trainer = labpkg.Trainer(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        infinite_loss,
+        device="cpu",
+        amp=True,
+        amp_dtype=torch.float16,
+    )
+    before = [p.detach().clone() for p in model.parameters()]
+    scale = trainer.scaler.get_scale()
+    trainer.fit(loader(tiny_data(4)), epochs=1, verbose=0)
+    assert trainer.scaler.get_scale() == scale / 2
+    for p, q in zip(model.parameters(), before, strict=True):
+        assert torch.equal(p, q)
+
+
+def test_grad_clipping_bounds_the_update():
+    trainer = tiny_trainer(grad_clip_norm=1e-3, lr=1.0)
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    trainer.fit(loader(tiny_data(4)), epochs=1, verbose=0)
+    moved = torch.cat(
+        [(p - q).flatten() for p, q in zip(trainer.model.parameters(), before, strict=True)]
+    )
+    assert moved.norm() <= 1e-3 * 1.0001
+
+
+def test_keyboard_interrupt_returns_the_history_and_runs_train_end():
+    class Interrupt(labpkg.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            if self.trainer.state.epoch == 1:
+                raise KeyboardInterrupt
+
+    rec = Recorder()
+    trainer = tiny_trainer()
+    with pytest.warns(UserWarning, match="interrupted"):
+        history = trainer.fit(
+            loader(tiny_data(8)), epochs=3, callbacks=[Interrupt(), rec], verbose=0
+        )
+    assert history.epoch == [0] and trainer.state.interrupted
+    assert rec.hooks()[-1] == "train_end"
+
+
+def test_evaluate_and_predict():
+    trainer = tiny_trainer(metrics=[labpkg.MeanIoU(3)])
+    logs = trainer.evaluate(loader(tiny_data(8)))
+    assert set(logs) == {"loss", "mean_iou"}
+    scores = trainer.predict(loader(tiny_data(6)))
+    assert scores.shape == (6, 3, 8, 8) and scores.device.type == "cpu"
+    assert trainer.predict([torch.rand(2, 3, 8, 8)]).shape == (2, 3, 8, 8)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"epochs": -1}, "epochs"),
+        ({"steps_per_epoch": 99}, "steps_per_epoch"),
+        ({"validation_freq": 0}, "validation_freq"),
+        ({"verbose": 3}, "verbose"),
+        ({"initial_epoch": 5, "epochs": 2}, "initial_epoch"),
+    ],
+)
+def test_bad_fit_arguments_name_the_argument(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        tiny_trainer().fit(loader(tiny_data(8)), **kwargs)
+
+
+def test_empty_training_data_is_a_clear_error():
+    with pytest.raises(ValueError, match="no batches"):
+        tiny_trainer().fit(loader(tiny_data(3), batch_size=4, drop_last=True))
+
+
+def test_bad_trainer_arguments_name_the_argument():
+    model = tiny_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="accumulate_grad_batches"):
+        labpkg.Trainer(model, opt, nn.CrossEntropyLoss(), accumulate_grad_batches=0)
+    with pytest.raises(ValueError, match="grad_clip_norm"):
+        labpkg.Trainer(model, opt, nn.CrossEntropyLoss(), grad_clip_norm=0)
+    with pytest.raises(TypeError, match="optimizer"):
+        labpkg.Trainer(model, "adam", nn.CrossEntropyLoss())
+
+
+def test_non_finite_inputs_are_reported_when_asked():
+    data = tiny_data(4)
+    data.tensors[0][0, 0, 0, 0] = math.nan
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        tiny_trainer(check_finite_inputs=True).fit(loader(data), verbose=0)
+
+
+def test_unet_rejects_sizes_it_cannot_halve():
+    with pytest.raises(ValueError, match="divisible by 8"):
+        labpkg.UNet()(torch.zeros(1, 3, 60, 60))
+    with pytest.raises(ValueError, match="num_classes"):
+        labpkg.UNetConfig(num_classes=1)
+
+
+def test_default_unet_is_about_half_a_million_parameters():
+    assert 400_000 < labpkg.count_parameters(labpkg.UNet()) < 600_000
+
+
+def test_get_optimizer_uses_torch_defaults_and_keras_aliases():
+    params = [torch.zeros(1, requires_grad=True)]
+    assert labpkg.get_optimizer("SGD", params, lr=0.1).defaults["lr"] == 0.1
+    adam = labpkg.get_optimizer("adam", params, learning_rate=0.01, epsilon=1e-7)
+    assert (adam.defaults["lr"], adam.defaults["eps"]) == (0.01, 1e-7)
+    assert labpkg.get_optimizer("rmsprop", params).defaults["alpha"] == 0.99
+    with pytest.raises(ValueError, match="adam.*rmsprop.*sgd"):
+        labpkg.get_optimizer("adagrad", params)
+    with pytest.raises(ValueError, match="either"):
+        labpkg.get_optimizer("sgd", params, lr=0.1, learning_rate=0.2)
+
+
+def test_device_default_and_progress_bar_do_not_break_training(capsys):
+    trainer = tiny_trainer()
+    trainer.fit(loader(tiny_data(8)), epochs=1, verbose=2)
+    assert "epoch 1/1 loss=" in capsys.readouterr().out
