@@ -27,6 +27,8 @@ __all__ = [
     "rng_state",
     "set_rng_state",
     "load_model_state",
+    "trainer_state",
+    "restore_trainer",
 ]
 
 
@@ -152,3 +154,44 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def _to_lists(value):
     return [_to_lists(v) for v in value] if isinstance(value, tuple) else value
+
+
+def trainer_state(trainer: Any) -> dict[str, Any]:
+    """A Trainer's full state after the current epoch, as tensors and plain values."""
+    generator = getattr(trainer.train_loader, "generator", None)
+    state = trainer.state
+    return {
+        "epoch": state.epoch,
+        "global_step": state.global_step,
+        "batches_seen": state.batches_seen,
+        "samples_seen": state.samples_seen,
+        "model": trainer.model.state_dict(),
+        "optimizer": trainer.optimizer.state_dict(),
+        "scaler": trainer.scaler.state_dict(),
+        "callbacks": {_key(i, cb): cb.state_dict() for i, cb in enumerate(trainer.callbacks)},
+        "rng": rng_state(),
+        "loader_rng": generator.get_state() if generator is not None else None,
+    }
+
+
+def restore_trainer(trainer: Any, path: str | os.PathLike) -> int:
+    """Load ``path`` into ``trainer``; returns the epoch to continue from (0-based)."""
+    saved = load_checkpoint(path)
+    load_model_state(trainer.model, saved["model"])
+    trainer.optimizer.load_state_dict(saved["optimizer"])
+    trainer.scaler.load_state_dict(saved["scaler"])
+    for key in ("global_step", "batches_seen", "samples_seen"):
+        setattr(trainer.state, key, saved[key])
+    callbacks = saved.get("callbacks", {})
+    for i, cb in enumerate(trainer.callbacks):
+        if _key(i, cb) in callbacks:  # matched by position and class name
+            cb.load_state_dict(callbacks[_key(i, cb)])
+    set_rng_state(saved["rng"])
+    generator = getattr(trainer.train_loader, "generator", None)
+    if generator is not None and saved.get("loader_rng") is not None:
+        generator.set_state(saved["loader_rng"])
+    return saved["epoch"] + 1
+
+
+def _key(index: int, callback: Any) -> str:
+    return f"{index}:{type(callback).__name__}"

@@ -164,6 +164,8 @@ class SyntheticShapes(Dataset):
         config: a ``ShapesConfig`` (default medium, 64×64, 4 classes).
         seed: generation seed (default 0).
         return_index: also return each sample's index, to show which samples a batch holds.
+        fresh_each_epoch: draw new samples at every epoch (the Trainer calls ``set_epoch``):
+            the model never sees an image twice, so it cannot memorise the training set.
 
     Example:
         >>> ds = SyntheticShapes(10, seed=0)
@@ -178,14 +180,22 @@ class SyntheticShapes(Dataset):
         config: ShapesConfig | None = None,
         seed: int = 0,
         return_index: bool = False,
+        fresh_each_epoch: bool = False,
     ) -> None:
         self.config = config or ShapesConfig()
+        self.n, self.seed, self.fresh_each_epoch = n, seed, fresh_each_epoch
         self.images, self.masks = make_shapes(n, self.config, seed)
         self.return_index = return_index
         self.class_names = CLASS_NAMES[: self.config.num_classes]
 
     def __len__(self) -> int:
         return len(self.images)
+
+    def set_epoch(self, epoch: int) -> None:
+        """With ``fresh_each_epoch``, replace the samples by those of seed ``(seed, epoch)``."""
+        if self.fresh_each_epoch and epoch > 0:
+            seed = self.seed + 7919 * epoch  # far from neighbouring seeds' chunks
+            self.images, self.masks = make_shapes(self.n, self.config, seed)
 
     def __getitem__(self, index: int):
         if self.return_index:

@@ -13,47 +13,20 @@ import itertools
 import math
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from labpkg import checkpoint, distributed
+from labpkg import checkpoint, checks, distributed
 from labpkg.callbacks.base import Callback, CallbackList
 from labpkg.callbacks.history import History
 from labpkg.callbacks.progress import ProgbarLogger
 from labpkg.devices import amp_dtype_for, pick_device
+from labpkg.state import TrainState
 
 __all__ = ["TrainState", "Trainer"]
-
-
-@dataclass
-class TrainState:
-    """Where training is. Counters are 0-based in code; the book prints them 1-based.
-
-    Attributes:
-        epoch: the epoch in progress (0 for the first).
-        batch: index of the mini-batch in progress within the epoch (0 for the first).
-        global_step: optimizer updates so far in the run (never reset; 0 before the first).
-        batches_seen: mini-batches forwarded so far in the run.
-        samples_seen: training samples forwarded so far in the run (this process).
-        epoch_length: mini-batches per epoch (``steps_per_epoch``, else ``len(loader)``).
-        epochs: the ``epochs`` argument of the current ``fit``.
-        stop_training: set by a callback to end training after the current batch or epoch.
-        interrupted: True if the last ``fit`` ended by KeyboardInterrupt.
-    """
-
-    epoch: int = 0
-    batch: int = 0
-    global_step: int = 0
-    batches_seen: int = 0
-    samples_seen: int = 0
-    epoch_length: int = 0
-    epochs: int = 0
-    stop_training: bool = False
-    interrupted: bool = False
 
 
 class Trainer:
@@ -99,7 +72,7 @@ class Trainer:
         channels_last: bool = False,
         check_finite_inputs: bool = False,
     ) -> None:
-        _check_init(model, optimizer, loss, grad_clip_norm, accumulate_grad_batches)
+        checks.check_trainer_args(model, optimizer, loss, grad_clip_norm, accumulate_grad_batches)
         self.device = pick_device(device)
         self.memory_format = torch.channels_last if channels_last else torch.preserve_format
         self.model = model.to(self.device, memory_format=self.memory_format)
@@ -153,7 +126,9 @@ class Trainer:
             The ``History`` (also ``trainer.history``). A KeyboardInterrupt ends training
             cleanly: ``on_train_end`` runs and the history so far is returned.
         """
-        _check_fit(train, epochs, initial_epoch, steps_per_epoch, validation_freq, verbose)
+        checks.check_fit_args(
+            train, epochs, initial_epoch, steps_per_epoch, validation_freq, verbose
+        )
         self.train_loader = distributed.distributed_loader(train)
         val_loader = validation_data and distributed.distributed_loader(validation_data)
         self.history = History()
@@ -168,7 +143,7 @@ class Trainer:
         try:
             for epoch in range(initial_epoch, epochs):
                 self.state.epoch = epoch
-                _set_sampler_epoch(self.train_loader, epoch)
+                _set_epoch(self.train_loader, epoch)
                 self.callbacks.on_epoch_begin(epoch)
                 logs = self._train_one_epoch()
                 if val_loader is not None and (epoch + 1) % validation_freq == 0:
@@ -345,19 +320,7 @@ class Trainer:
     # -------------------------------------------------------------------- checkpoints
     def checkpoint_state(self) -> dict[str, Any]:
         """Everything needed to resume after the current epoch, as tensors and plain values."""
-        generator = getattr(self.train_loader, "generator", None)
-        return {
-            "epoch": self.state.epoch,
-            "global_step": self.state.global_step,
-            "batches_seen": self.state.batches_seen,
-            "samples_seen": self.state.samples_seen,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "callbacks": {_key(i, cb): cb.state_dict() for i, cb in enumerate(self.callbacks)},
-            "rng": checkpoint.rng_state(),
-            "loader_rng": generator.get_state() if generator is not None else None,
-        }
+        return checkpoint.trainer_state(self)
 
     def save_checkpoint(self, path: str) -> None:
         """Write ``checkpoint_state()`` to ``path`` atomically (process 0 only)."""
@@ -365,69 +328,16 @@ class Trainer:
             checkpoint.save_checkpoint(self.checkpoint_state(), path)
 
     def load_checkpoint(self, path: str) -> int:
-        """Restore a checkpoint; returns the epoch to continue from (0-based)."""
-        state = checkpoint.load_checkpoint(path)
-        checkpoint.load_model_state(self.model, state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scaler.load_state_dict(state["scaler"])
-        for key in ("global_step", "batches_seen", "samples_seen"):
-            setattr(self.state, key, state[key])
-        saved = state.get("callbacks", {})
-        for i, cb in enumerate(self.callbacks):
-            if _key(i, cb) in saved:
-                cb.load_state_dict(saved[_key(i, cb)])
-        checkpoint.set_rng_state(state["rng"])
-        generator = getattr(self.train_loader, "generator", None)
-        if generator is not None and state.get("loader_rng") is not None:
-            generator.set_state(state["loader_rng"])
-        return state["epoch"] + 1
+        """Restore model, optimizer, scaler, counters, callbacks and RNG from ``path``.
+
+        Returns:
+            The 0-based epoch to continue from, the one after the saved epoch.
+        """
+        return checkpoint.restore_trainer(self, path)
 
 
-def _key(index: int, callback: Callback) -> str:
-    return f"{index}:{type(callback).__name__}"
-
-
-def _set_sampler_epoch(loader: DataLoader, epoch: int) -> None:
+def _set_epoch(loader: DataLoader, epoch: int) -> None:
     # DistributedSampler shuffles with seed + epoch: without this, every epoch has one order
-    if hasattr(loader.sampler, "set_epoch"):
-        loader.sampler.set_epoch(epoch)
-
-
-def _check_init(model, optimizer, loss, grad_clip_norm, accumulate_grad_batches) -> None:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not isinstance(optimizer, torch.optim.Optimizer):
-        raise TypeError(
-            "optimizer must be a torch.optim.Optimizer (e.g. labpkg.get_optimizer('adam', "
-            f"model.parameters())), got {type(optimizer).__name__}"
-        )
-    if not callable(loss):
-        raise TypeError(f"loss must be callable as loss(logits, target), got {loss!r}")
-    if grad_clip_norm is not None and not grad_clip_norm > 0:
-        raise ValueError(f"grad_clip_norm must be > 0 or None, got {grad_clip_norm}")
-    if not isinstance(accumulate_grad_batches, int) or accumulate_grad_batches < 1:
-        raise ValueError(
-            f"accumulate_grad_batches must be an int >= 1, got {accumulate_grad_batches}"
-        )
-
-
-def _check_fit(train, epochs, initial_epoch, steps_per_epoch, validation_freq, verbose) -> None:
-    if not isinstance(train, Iterable) or not hasattr(train, "__len__"):
-        raise TypeError("train must be a DataLoader (iterable with len) yielding (inputs, target)")
-    if len(train) == 0:
-        raise ValueError(
-            "train yields no batches: the dataset is empty, or drop_last=True with fewer "
-            "samples than batch_size"
-        )
-    if not isinstance(epochs, int) or epochs < 0:
-        raise ValueError(f"epochs must be an int >= 0, got {epochs!r}")
-    if not 0 <= initial_epoch <= epochs:
-        raise ValueError(f"initial_epoch must be in [0, epochs={epochs}], got {initial_epoch}")
-    if steps_per_epoch is not None and not 1 <= steps_per_epoch <= len(train):
-        raise ValueError(
-            f"steps_per_epoch must be between 1 and len(train)={len(train)}, got {steps_per_epoch}"
-        )
-    if validation_freq < 1:
-        raise ValueError(f"validation_freq must be >= 1, got {validation_freq}")
-    if verbose not in (0, 1, 2):
-        raise ValueError(f"verbose must be 0, 1 or 2, got {verbose}")
+    for part in (loader.sampler, loader.dataset):
+        if hasattr(part, "set_epoch"):
+            part.set_epoch(epoch)

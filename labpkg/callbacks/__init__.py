@@ -3,6 +3,7 @@
 from labpkg.callbacks.base import Callback, CallbackList
 from labpkg.callbacks.checkpointing import ModelCheckpoint
 from labpkg.callbacks.history import History
+from labpkg.callbacks.lr import LRSchedulerCallback
 from labpkg.callbacks.monitor import is_improvement, resolve_mode
 from labpkg.callbacks.progress import ProgbarLogger
 
@@ -10,6 +11,7 @@ __all__ = [
     "Callback",
     "CallbackList",
     "History",
+    "LRSchedulerCallback",
     "ModelCheckpoint",
     "ProgbarLogger",
     "is_improvement",

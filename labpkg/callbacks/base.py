@@ -37,8 +37,8 @@ class Callback:
     """Base class: override the hooks you need; each receives 0-based counters and logs.
 
     Attributes:
-        trainer: the Trainer running the callback (set before ``on_train_begin``).
-        rank_zero_only: True for callbacks with side effects (files, printing): under data
+        trainer (Trainer): the Trainer running the callback (set before ``on_train_begin``).
+        rank_zero_only (bool): True for callbacks with side effects (files, printing): under data
             parallelism they run in process 0 only.
 
     Example:

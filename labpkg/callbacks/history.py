@@ -14,8 +14,8 @@ class History(Callback):
     """Records the epoch logs; the Trainer adds one to every ``fit`` and returns it.
 
     Attributes:
-        epoch: 0-based epochs recorded.
-        history: ``{key: [value per epoch]}`` (NaN where an epoch lacked the key, e.g. a
+        epoch (list): the 0-based epochs recorded.
+        history (dict): ``{key: [value per epoch]}`` (NaN where an epoch lacked the key, e.g. a
             validation metric on an epoch without validation).
 
     Example:

@@ -1,0 +1,50 @@
+"""Argument checks that turn bad input into a clear error naming the argument and the fix."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+__all__ = ["check_trainer_args", "check_fit_args"]
+
+
+def check_trainer_args(model, optimizer, loss, grad_clip_norm, accumulate_grad_batches) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(
+            "optimizer must be a torch.optim.Optimizer (e.g. labpkg.get_optimizer('adam', "
+            f"model.parameters())), got {type(optimizer).__name__}"
+        )
+    if not callable(loss):
+        raise TypeError(f"loss must be callable as loss(logits, target), got {loss!r}")
+    if grad_clip_norm is not None and not grad_clip_norm > 0:
+        raise ValueError(f"grad_clip_norm must be > 0 or None, got {grad_clip_norm}")
+    if not isinstance(accumulate_grad_batches, int) or accumulate_grad_batches < 1:
+        raise ValueError(
+            f"accumulate_grad_batches must be an int >= 1, got {accumulate_grad_batches}"
+        )
+
+
+def check_fit_args(train, epochs, initial_epoch, steps_per_epoch, validation_freq, verbose) -> None:
+    if not isinstance(train, Iterable) or not hasattr(train, "__len__"):
+        raise TypeError("train must be a DataLoader (iterable with len) yielding (inputs, target)")
+    if len(train) == 0:
+        raise ValueError(
+            "train yields no batches: the dataset is empty, or drop_last=True with fewer "
+            "samples than batch_size"
+        )
+    if not isinstance(epochs, int) or epochs < 0:
+        raise ValueError(f"epochs must be an int >= 0, got {epochs!r}")
+    if not 0 <= initial_epoch <= epochs:
+        raise ValueError(f"initial_epoch must be in [0, epochs={epochs}], got {initial_epoch}")
+    if steps_per_epoch is not None and not 1 <= steps_per_epoch <= len(train):
+        raise ValueError(
+            f"steps_per_epoch must be between 1 and len(train)={len(train)}, got {steps_per_epoch}"
+        )
+    if validation_freq < 1:
+        raise ValueError(f"validation_freq must be >= 1, got {validation_freq}")
+    if verbose not in (0, 1, 2):
+        raise ValueError(f"verbose must be 0, 1 or 2, got {verbose}")
