@@ -14,7 +14,13 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from labpkg.callbacks import Callback, History, ProgbarLogger
+from labpkg.callbacks import (
+    Callback,
+    History,
+    LRSchedulerCallback,
+    ModelCheckpoint,
+    ProgbarLogger,
+)
 from labpkg.checkpoint import load_checkpoint, save_checkpoint
 from labpkg.counting import (
     effective_batch_size,
@@ -32,6 +38,14 @@ from labpkg.data import (
     train_val_split,
 )
 from labpkg.devices import amp_dtype_for, describe_device, pick_device, time_call
+from labpkg.losses import (
+    CombinedLoss,
+    CrossEntropyLoss,
+    DiceCELoss,
+    DiceLoss,
+    JaccardLoss,
+    get_loss,
+)
 from labpkg.metrics import DiceCoefficient, MeanIoU, PixelAccuracy, SegmentationMetrics
 from labpkg.models import UNet, UNetConfig, count_parameters
 from labpkg.optim import get_optimizer
@@ -43,9 +57,16 @@ __all__ = [
     "__version__",
     "CLASS_NAMES",
     "Callback",
+    "CombinedLoss",
+    "CrossEntropyLoss",
+    "DiceCELoss",
     "DiceCoefficient",
+    "DiceLoss",
     "History",
+    "JaccardLoss",
+    "LRSchedulerCallback",
     "MeanIoU",
+    "ModelCheckpoint",
     "PixelAccuracy",
     "ProgbarLogger",
     "SegmentationMetrics",
@@ -59,6 +80,7 @@ __all__ = [
     "count_parameters",
     "describe_device",
     "effective_batch_size",
+    "get_loss",
     "get_optimizer",
     "iterations_per_epoch",
     "load_checkpoint",

@@ -80,6 +80,8 @@ def _to_labels(preds, target, num_classes, mode, threshold):
         raise ValueError(f"num_classes must be >= 2, got {num_classes}")
     if target.is_floating_point() or target.dtype == torch.bool:
         raise TypeError(f"target must hold integer class ids (int64), got dtype {target.dtype}")
+    if target.ndim == 4 and target.shape[1] == 1 and mode == "multiclass":
+        raise ValueError("target of shape (N, 1, H, W): squeeze the channel to (N, H, W)")
     if mode == "binary":
         if num_classes != 2:
             raise ValueError(f"binary mode has num_classes=2, got {num_classes}")
@@ -95,8 +97,6 @@ def _to_labels(preds, target, num_classes, mode, threshold):
         if preds.is_floating_point():
             raise TypeError("label preds must be integers; pass (N, C, H, W) scores to argmax")
         labels = preds.long()
-    if target.ndim == 4 and target.shape[1] == 1 and mode == "multiclass":
-        raise ValueError("target of shape (N, 1, H, W): squeeze the channel to (N, H, W)")
     if labels.shape != target.shape:
         raise ValueError(
             f"preds and target differ in shape: {tuple(labels.shape)} vs {tuple(target.shape)}"

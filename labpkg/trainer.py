@@ -24,6 +24,7 @@ from labpkg.callbacks.base import Callback, CallbackList
 from labpkg.callbacks.history import History
 from labpkg.callbacks.progress import ProgbarLogger
 from labpkg.devices import amp_dtype_for, pick_device
+from labpkg.losses import get_loss
 from labpkg.state import TrainState
 
 __all__ = ["TrainState", "Trainer"]
@@ -35,7 +36,8 @@ class Trainer:
     Args:
         model: the network; it returns class scores (B, C, H, W).
         optimizer: a ``torch.optim`` optimizer over ``model``'s parameters.
-        loss: ``loss(logits, target)`` returning a scalar, e.g. ``labpkg.losses.DiceCELoss()``.
+        loss: ``loss(logits, target)`` returning a scalar, e.g. ``labpkg.DiceCELoss()``, or a
+            name: ``"cross_entropy"``, ``"dice"``, ``"jaccard"``, ``"dice_ce"``.
         metrics: metric objects with ``update/results/reset`` (e.g. ``SegmentationMetrics``).
         device: None picks cuda, then mps, then cpu.
         amp: mixed precision (autocast) for forward and loss (default False).
@@ -62,7 +64,7 @@ class Trainer:
         self,
         model: nn.Module,
         optimizer: torch.optim.Optimizer,
-        loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | str,
         metrics: Sequence[Any] = (),
         device: str | torch.device | None = None,
         amp: bool = False,
@@ -72,6 +74,8 @@ class Trainer:
         channels_last: bool = False,
         check_finite_inputs: bool = False,
     ) -> None:
+        if isinstance(loss, str):
+            loss = get_loss(loss)  # "cross_entropy", "dice", "jaccard" or "dice_ce"
         checks.check_trainer_args(model, optimizer, loss, grad_clip_norm, accumulate_grad_batches)
         self.device = pick_device(device)
         self.memory_format = torch.channels_last if channels_last else torch.preserve_format

@@ -264,3 +264,28 @@ def test_device_default_and_progress_bar_do_not_break_training(capsys):
     trainer = tiny_trainer()
     trainer.fit(loader(tiny_data(8)), epochs=1, verbose=2)
     assert "epoch 1/1 loss=" in capsys.readouterr().out
+
+
+def test_loss_can_be_named_and_unknown_names_list_the_choices():
+    model = tiny_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    trainer = labpkg.Trainer(model, opt, "dice_ce", device="cpu")
+    trainer.fit(loader(tiny_data(8)), verbose=0)
+    with pytest.raises(ValueError, match="cross_entropy"):
+        labpkg.Trainer(model, opt, "focal")
+
+
+def test_step_scheduler_steps_once_per_update_and_logs_the_learning_rate():
+    from labpkg.callbacks import LRSchedulerCallback
+
+    trainer = tiny_trainer(accumulate_grad_batches=2, lr=1.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(trainer.optimizer, lambda step: 0.5**step)
+    history = trainer.fit(
+        loader(tiny_data(16)),
+        epochs=2,
+        verbose=0,
+        callbacks=[LRSchedulerCallback(sched, interval="step")],
+    )
+    assert trainer.state.global_step == 4  # 4 batches / epoch, 2 per update
+    assert trainer.optimizer.param_groups[0]["lr"] == 0.5**4
+    assert history.history["learning_rate"] == [1.0, 0.25]

@@ -1,0 +1,73 @@
+"""Epoch metrics (IoU + Dice + accuracy from one matrix) vs a bare bincount, and vs torchmetrics.
+
+Run: .venv/bin/python benchmarks/metrics_speed.py
+Goal: labpkg's SegmentationMetrics.update <= 1.2x a bare ``bincount`` confusion matrix, with
+identical numbers. torchmetrics MulticlassJaccardIndex is run with its default arguments
+(``validate_args=True``), as a user would.
+"""
+
+from __future__ import annotations
+
+import torch
+from _timing import paired_ratio
+from torchmetrics.classification import MulticlassJaccardIndex
+
+from labpkg.metrics import SegmentationMetrics, iou_from_confusion
+
+
+def bare_bincount(scores: torch.Tensor, target: torch.Tensor, c: int) -> torch.Tensor:
+    """The least work a confusion matrix can take: argmax, one index, one bincount."""
+    index = target.reshape(-1) * c + scores.argmax(1).reshape(-1)
+    return torch.bincount(index, minlength=c * c).reshape(c, c)
+
+
+def case(batch: int, size: int, c: int, batches: int = 8) -> None:
+    gen = torch.Generator().manual_seed(0)
+    data = [
+        (
+            torch.randn(batch, c, size, size, generator=gen),
+            torch.randint(0, c, (batch, size, size), generator=gen),
+        )
+        for _ in range(batches)
+    ]
+    ours, tm = SegmentationMetrics(c), MulticlassJaccardIndex(num_classes=c, average=None)
+
+    def run_bare():
+        cm = torch.zeros(c, c, dtype=torch.long)
+        for scores, target in data:
+            cm += bare_bincount(scores, target, c)
+        return cm
+
+    def run_ours():
+        ours.reset()
+        for scores, target in data:
+            ours.update(scores, target)
+        return ours.compute()
+
+    def run_tm():
+        tm.reset()
+        for scores, target in data:
+            tm.update(scores, target)
+        return tm.compute()
+
+    bare_cm = run_bare()
+    run_ours()
+    assert torch.equal(ours.confmat, bare_cm), "labpkg's matrix differs from the bare one"
+    torch.testing.assert_close(iou_from_confusion(bare_cm).float(), run_tm())
+    ratio_ours, t_bare, t_ours = paired_ratio(run_bare, run_ours, pairs=9)
+    ratio_tm, _, t_tm = paired_ratio(run_bare, run_tm, pairs=5)
+    label = f"({batch}, {size}, {size}) x {c} classes"
+    print(
+        f"{label:<28} bare {t_bare * 1000:7.1f} ms  labpkg {ratio_ours:5.2f}x  "
+        f"torchmetrics {ratio_tm:5.1f}x"
+    )
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    case(32, 64, 3)
+    case(16, 256, 21)
+
+
+if __name__ == "__main__":
+    main()

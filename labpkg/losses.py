@@ -1,0 +1,202 @@
+"""Losses for segmentation: cross-entropy, Dice and Jaccard (IoU), and weighted sums of them.
+
+Cross-entropy scores every pixel on its own, so a class that covers few pixels barely moves it.
+Dice and Jaccard losses score the *overlap* of each class as a whole, so a small class weighs as
+much as a large one. Their sum (``DiceCELoss``) is a robust default.
+
+All losses compute in float32, even under autocast (see ``labpkg.functional``). Where labpkg
+differs from other libraries, the docstring says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from labpkg.functional import LOSS_MODES, cross_entropy, overlap_loss
+
+__all__ = [
+    "cross_entropy",
+    "overlap_loss",
+    "CrossEntropyLoss",
+    "DiceLoss",
+    "JaccardLoss",
+    "DiceCELoss",
+    "CombinedLoss",
+    "LOSSES",
+    "get_loss",
+]
+
+
+class CrossEntropyLoss(nn.Module):
+    """``cross_entropy`` as a module (see it for the arguments).
+
+    Example:
+        >>> loss = CrossEntropyLoss(ignore_index=255)
+        >>> logits, target = torch.zeros(1, 3, 2, 2), torch.tensor([[[0, 1], [2, 255]]])
+        >>> round(loss(logits, target).item(), 4)
+        1.0986
+    """
+
+    def __init__(self, weight=None, ignore_index=None, label_smoothing=0.0, reduction="mean"):
+        super().__init__()
+        if not 0 <= label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+        self.weight, self.ignore_index = weight, ignore_index
+        self.label_smoothing, self.reduction = label_smoothing, reduction
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return cross_entropy(
+            logits, target, self.weight, self.ignore_index, self.label_smoothing, self.reduction
+        )
+
+
+class DiceLoss(nn.Module):
+    """1 − Dice, per class, averaged: dice = (2I + s) / (P + T + s).
+
+    I = Σ p·t, P = Σ p, T = Σ t, summed per class over the batch and the pixels (or per image
+    with ``per_image=True``). A class absent from the target *stays in the average*: predicting
+    it anyway costs up to 1 (segmentation_models_pytorch zeroes that loss instead). Our
+    ``smooth`` is added once to numerator and denominator; smp's acts doubled.
+
+    Args:
+        mode: ``"multiclass"`` (softmax, target (N, H, W)), ``"binary"`` (sigmoid, target
+            (N, H, W) of 0/1) or ``"multilabel"`` (sigmoid per channel, target (N, C, H, W)).
+        from_logits: apply the activation (default True); False takes probabilities.
+        smooth: s, added to numerator and denominator (default 1.0).
+        eps: smallest denominator, and floor of the score in ``log_loss`` (default 1e-7).
+        ignore_index: target value to skip; masked after the activation.
+        include_background: keep channel 0 in the average (default True).
+        per_image: sums per image, then average over images and classes (default False).
+        log_loss: −log(dice) instead of 1 − dice.
+        class_weights: per-class weights for the average.
+
+    Example:
+        >>> probs = torch.tensor([[[[0.75]], [[0.25]]], [[[0.25]], [[0.75]]]])  # (2, 2, 1, 1)
+        >>> target = torch.zeros(2, 1, 1, dtype=torch.long)
+        >>> round(DiceLoss(from_logits=False)(probs, target).item(), 4)
+        0.375
+    """
+
+    kind = "dice"
+
+    def __init__(
+        self,
+        mode: str = "multiclass",
+        from_logits: bool = True,
+        smooth: float = 1.0,
+        eps: float = 1e-7,
+        ignore_index: int | None = None,
+        include_background: bool = True,
+        per_image: bool = False,
+        log_loss: bool = False,
+        class_weights: Sequence[float] | None = None,
+    ) -> None:
+        super().__init__()
+        if mode not in LOSS_MODES:
+            raise ValueError(f"mode must be one of {LOSS_MODES}, got {mode!r}")
+        if smooth < 0 or eps <= 0:
+            raise ValueError(f"need smooth >= 0 and eps > 0, got smooth={smooth}, eps={eps}")
+        self.options = {
+            "mode": mode,
+            "from_logits": from_logits,
+            "smooth": smooth,
+            "eps": eps,
+            "ignore_index": ignore_index,
+            "include_background": include_background,
+            "per_image": per_image,
+            "log_loss": log_loss,
+            "class_weights": class_weights,
+        }
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return overlap_loss(logits, target, kind=self.kind, **self.options)
+
+
+class JaccardLoss(DiceLoss):
+    """1 − IoU, per class, averaged: jaccard = (I + s) / (P + T − I + s). Arguments as ``DiceLoss``.
+
+    Example:
+        >>> probs = torch.tensor([[[[0.75]], [[0.25]]], [[[0.25]], [[0.75]]]])
+        >>> target = torch.zeros(2, 1, 1, dtype=torch.long)
+        >>> round(JaccardLoss(from_logits=False, smooth=0)(probs, target).item(), 4)
+        0.75
+    """
+
+    kind = "jaccard"
+
+
+class CombinedLoss(nn.Module):
+    """A weighted sum of losses: ``CombinedLoss([(CrossEntropyLoss(), 1.0), (DiceLoss(), 0.5)])``.
+
+    Example:
+        >>> loss = CombinedLoss([(CrossEntropyLoss(), 1.0), (DiceLoss(), 0.0)])
+        >>> round(loss(torch.zeros(1, 2, 1, 1), torch.zeros(1, 1, 1, dtype=torch.long)).item(), 4)
+        0.6931
+    """
+
+    def __init__(self, terms: Sequence[tuple[nn.Module, float]]) -> None:
+        super().__init__()
+        if not terms:
+            raise ValueError("CombinedLoss needs at least one (loss, weight) pair")
+        for _, weight in terms:
+            if weight < 0:
+                raise ValueError(f"loss weights must be >= 0, got {weight}")
+        self.losses = nn.ModuleList(loss for loss, _ in terms)
+        self.weights = [float(w) for _, w in terms]
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return sum(
+            w * loss(logits, target) for loss, w in zip(self.losses, self.weights, strict=True)
+        )
+
+
+class DiceCELoss(CombinedLoss):
+    """``ce_weight`` · cross-entropy + ``dice_weight`` · Dice loss (multiclass).
+
+    Args:
+        ce_weight, dice_weight: the weights, >= 0 (default 1.0 each).
+        weight: class weights for the cross-entropy; ``label_smoothing`` likewise.
+        ignore_index: skipped by both terms.
+        **dice_options: passed to ``DiceLoss`` (smooth, include_background, ...).
+
+    Example:
+        >>> logits, target = torch.zeros(1, 2, 1, 1), torch.zeros(1, 1, 1, dtype=torch.long)
+        >>> round(DiceCELoss()(logits, target).item(), 4)  # ln 2 + (0.2 + 1/3) / 2
+        0.9598
+    """
+
+    def __init__(
+        self,
+        ce_weight: float = 1.0,
+        dice_weight: float = 1.0,
+        weight=None,
+        ignore_index: int | None = None,
+        label_smoothing: float = 0.0,
+        **dice_options,
+    ) -> None:
+        ce = CrossEntropyLoss(weight, ignore_index, label_smoothing)
+        dice = DiceLoss(ignore_index=ignore_index, **dice_options)
+        super().__init__([(ce, ce_weight), (dice, dice_weight)])
+
+
+LOSSES = {
+    "cross_entropy": CrossEntropyLoss,
+    "dice": DiceLoss,
+    "jaccard": JaccardLoss,
+    "dice_ce": DiceCELoss,
+}
+
+
+def get_loss(name: str, **kwargs) -> nn.Module:
+    """A loss by name: ``"cross_entropy"``, ``"dice"``, ``"jaccard"`` or ``"dice_ce"``.
+
+    Example:
+        >>> type(get_loss("dice_ce")).__name__
+        'DiceCELoss'
+    """
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}; choose one of {sorted(LOSSES)}")
+    return LOSSES[name](**kwargs)

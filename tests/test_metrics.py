@@ -1,0 +1,222 @@
+"""Metrics: spec cases M1-M4, properties, and agreement with torchmetrics."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from labpkg.metrics import (
+    DiceCoefficient,
+    MeanIoU,
+    PixelAccuracy,
+    SegmentationMetrics,
+    confusion_matrix,
+    dice_from_confusion,
+    iou_from_confusion,
+    pixel_accuracy_from_confusion,
+)
+
+
+def t(rows):
+    return torch.tensor([rows])  # one image (1, H, W)
+
+
+def test_m1_three_classes():
+    cm = confusion_matrix(t([[0, 1], [2, 2]]), t([[0, 1], [1, 2]]), num_classes=3)
+    torch.testing.assert_close(iou_from_confusion(cm), torch.tensor([1, 0.5, 0.5]).double())
+    assert iou_from_confusion(cm).mean().item() == pytest.approx(0.6667, abs=1e-4)
+    dice = dice_from_confusion(cm)
+    torch.testing.assert_close(dice, torch.tensor([1, 2 / 3, 2 / 3]).double())
+    assert dice.mean().item() == pytest.approx(0.7778, abs=1e-4)
+    assert pixel_accuracy_from_confusion(cm).item() == 0.75
+    recall = cm.diagonal().double() / cm.sum(1)
+    assert recall.mean().item() == pytest.approx(0.8333, abs=1e-4)  # macro recall differs
+
+
+def test_m2_absent_class_is_nan_and_left_out_of_the_mean():
+    m = MeanIoU(num_classes=3, per_class=True)
+    m.update(t([[0, 1], [1, 0]]), t([[0, 1], [1, 0]]))
+    per_class = m.compute()
+    assert per_class[:2].tolist() == [1.0, 1.0] and math.isnan(per_class[2])
+    mean = MeanIoU(num_classes=3)
+    mean.update(t([[0, 1], [1, 0]]), t([[0, 1], [1, 0]]))
+    assert mean.compute().item() == 1.0  # counting the absent class as 0 would give 0.6667
+
+
+def test_m3_dataset_level_is_not_the_mean_of_batches():
+    a_pred, a_true = t([[0, 1], [0, 0]]), t([[1, 0], [0, 0]])
+    b_pred = b_true = torch.ones(1, 2, 2, dtype=torch.long)
+    iou = MeanIoU(num_classes=2, per_class=True)
+    dice = DiceCoefficient(num_classes=2, per_class=True)
+    for pred, true in ((a_pred, a_true), (b_pred, b_true)):
+        iou.update(pred, true)
+        dice.update(pred, true)
+    assert iou.compute()[1].item() == pytest.approx(2 / 3)  # per-batch mean would be 0.5
+    assert dice.compute()[1].item() == pytest.approx(0.8)  # per-batch mean would be 0.5
+    assert iou.compute()[0].item() == pytest.approx(0.5)
+    assert iou.compute().mean().item() == pytest.approx(0.5833, abs=1e-4)
+    binary = MeanIoU(num_classes=2, mode="binary")
+    for pred, true in ((a_pred, a_true), (b_pred, b_true)):
+        binary.update(pred, true)
+    assert binary.compute().item() == pytest.approx(2 / 3)  # binary mode: foreground IoU
+
+
+def test_m4_ignore_index_drops_pixels():
+    pred, true = t([[0, 0], [1, 0]]), t([[0, 255], [1, 1]])
+    metrics = SegmentationMetrics(num_classes=2, ignore_index=255, per_class=True)
+    metrics.update(pred, true)
+    out = metrics.compute()
+    assert out["pixel_accuracy"].item() == pytest.approx(2 / 3)
+    torch.testing.assert_close(out["mean_iou"], torch.tensor([0.5, 0.5]).double())
+    torch.testing.assert_close(out["dice"], torch.tensor([2 / 3, 2 / 3]).double())
+    before = metrics.confmat.clone()
+    metrics.update(t([[1, 0], [0, 1]]), torch.full((1, 2, 2), 255))
+    assert torch.equal(metrics.confmat, before)  # an all-ignored batch changes nothing
+
+
+def test_binary_mode_thresholds_logits_after_a_sigmoid():
+    logits = torch.tensor([[[[3.0, -3.0], [0.1, -0.1]]]])  # (1, 1, 2, 2)
+    true = torch.tensor([[[1, 0], [1, 1]]])
+    cm = confusion_matrix(logits, true, num_classes=2, mode="binary")
+    assert cm.tolist() == [[1, 0], [1, 2]]
+    cm = confusion_matrix(logits, true, num_classes=2, mode="binary", threshold=0.9)
+    assert cm.tolist() == [[1, 0], [2, 1]]
+
+
+def test_scores_are_argmaxed_over_the_class_dimension():
+    scores = torch.zeros(1, 3, 1, 2)
+    scores[0, 2, 0, 0] = scores[0, 1, 0, 1] = 1.0
+    assert confusion_matrix(scores, t([[2, 0]]), 3).tolist() == [[0, 1, 0], [0, 0, 0], [0, 0, 1]]
+
+
+def test_empty_metric_is_nan_not_an_error():
+    assert math.isnan(MeanIoU(3).compute().item())
+    assert math.isnan(PixelAccuracy(3).compute().item())
+
+
+def test_include_background_false_averages_foreground_only():
+    m = MeanIoU(num_classes=3, include_background=False)
+    m.update(t([[0, 1], [2, 2]]), t([[0, 1], [1, 2]]))
+    assert m.compute().item() == pytest.approx(0.5)
+    assert set(MeanIoU(3, per_class=True, include_background=False).results()) == {
+        "mean_iou",
+        "mean_iou_1",
+        "mean_iou_2",
+    }
+
+
+@pytest.mark.parametrize(
+    ("pred", "target", "kwargs", "error", "match"),
+    [
+        (t([[0, 1]]), t([[0.0, 1.0]]), {}, TypeError, "int64"),
+        (
+            torch.zeros(1, 3, 1, 2),
+            torch.zeros(1, 1, 1, 2, dtype=torch.long),
+            {},
+            ValueError,
+            r"\(N, 1, H, W\)",
+        ),
+        (t([[0, 1]]), t([[0, 3]]), {}, ValueError, "outside"),
+        (t([[0, 1]]), t([[0, 1, 1]]), {}, ValueError, "differ in shape"),
+        (t([[0, 1]]), t([[0, 1]]), {"num_classes": 1}, ValueError, "num_classes"),
+        (torch.zeros(1, 2, 1, 2), t([[0, 1]]), {}, ValueError, "channels"),
+    ],
+)
+def test_bad_input_gets_a_clear_error(pred, target, kwargs, error, match):
+    args = {"num_classes": 3} | kwargs
+    with pytest.raises(error, match=match):
+        confusion_matrix(pred, target, **args)
+
+
+def test_state_stays_on_the_input_device_and_sync_sums_it():
+    m = MeanIoU(3)
+    m.update(t([[0, 1]]), t([[0, 1]]))
+    assert m.confmat.device == torch.device("cpu") and m.confmat.dtype == torch.int64
+    m.sync(lambda tensor: tensor.mul_(2))  # a stand-in all-reduce over 2 equal processes
+    assert int(m.confmat.sum()) == 4
+
+
+labels = st.integers(0, 3)
+
+
+@st.composite
+def dataset(draw):
+    n = draw(st.integers(1, 6))
+    h, w = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    gen = torch.Generator().manual_seed(draw(st.integers(0, 10_000)))
+    pred = torch.randint(0, 4, (n, h, w), generator=gen)
+    true = torch.randint(0, 4, (n, h, w), generator=gen)
+    cuts = sorted(draw(st.lists(st.integers(1, n), max_size=3)))
+    return pred, true, cuts
+
+
+@settings(max_examples=60, deadline=None)
+@given(dataset())
+def test_scores_lie_in_0_1_and_do_not_depend_on_batching(data):
+    pred, true, cuts = data
+    whole, split = SegmentationMetrics(4, per_class=True), SegmentationMetrics(4, per_class=True)
+    whole.update(pred, true)
+    for a, b in zip([0, *cuts], [*cuts, len(pred)], strict=True):
+        if b > a:
+            split.update(pred[a:b], true[a:b])
+    assert torch.equal(whole.confmat, split.confmat)
+    for name, value in whole.compute().items():
+        finite = value[~value.isnan()]
+        assert ((finite >= 0) & (finite <= 1)).all(), name
+
+
+@settings(max_examples=60, deadline=None)
+@given(dataset())
+def test_dice_is_at_least_iou_with_equality_only_at_0_and_1(data):
+    pred, true, _ = data
+    cm = confusion_matrix(pred, true, 4)
+    iou, dice = iou_from_confusion(cm), dice_from_confusion(cm)
+    ok = ~iou.isnan()
+    assert (dice[ok] >= iou[ok] - 1e-12).all()
+    equal = (dice[ok] - iou[ok]).abs() < 1e-12
+    assert ((iou[ok][equal] == 0) | (iou[ok][equal] == 1)).all()
+
+
+@settings(max_examples=30, deadline=None)
+@given(dataset())
+def test_perfect_prediction_scores_one(data):
+    _, true, _ = data
+    m = SegmentationMetrics(4)
+    m.update(true, true)
+    assert m.results() == {"pixel_accuracy": 1.0, "mean_iou": 1.0, "dice": 1.0}
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_agrees_with_torchmetrics_where_semantics_coincide(seed):
+    from torchmetrics.classification import (
+        MulticlassAccuracy,
+        MulticlassF1Score,
+        MulticlassJaccardIndex,
+    )
+
+    gen = torch.Generator().manual_seed(seed)
+    scores = torch.randn(4, 5, 16, 16, generator=gen)
+    true = torch.randint(0, 5, (4, 16, 16), generator=gen)
+    true[true == 4] = 0  # class 4 never in the target ...
+    scores[:, 4] -= 100  # ... and never predicted: absent
+    true[0, :2] = 255
+    ours = SegmentationMetrics(5, ignore_index=255, per_class=True)
+    ours.update(scores, true)
+    out = ours.compute()
+    # torchmetrics gives absent classes 0 (TM#1693), so compare on classes that occur
+    jaccard = MulticlassJaccardIndex(num_classes=5, average=None, ignore_index=255)
+    f1 = MulticlassF1Score(num_classes=5, average=None, multidim_average="global", ignore_index=255)
+    accuracy = MulticlassAccuracy(num_classes=5, average="micro", ignore_index=255)
+    present = slice(0, 4)
+    torch.testing.assert_close(
+        out["mean_iou"][present].float(), jaccard(scores, true)[present], atol=1e-6, rtol=0
+    )
+    torch.testing.assert_close(
+        out["dice"][present].float(), f1(scores, true)[present], atol=1e-6, rtol=0
+    )
+    assert math.isnan(out["mean_iou"][4]) and math.isnan(out["dice"][4])
+    assert out["pixel_accuracy"].item() == pytest.approx(accuracy(scores, true).item())
