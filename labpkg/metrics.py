@@ -114,7 +114,7 @@ def _check_labels(target: torch.Tensor, num_classes: int, ignore_index: int | No
         return
     valid = target if ignore_index is None else torch.where(target == ignore_index, 0, target)
     low, high = torch.aminmax(valid)
-    if low < 0 or high >= num_classes:
+    if bool((low < 0) | (high >= num_classes)):  # one host read for both bounds
         raise ValueError(
             f"target holds labels outside [0, {num_classes}) (min {int(low)}, max {int(high)}); "
             "fix num_classes, or pass ignore_index for 'void' pixels such as 255"
@@ -203,7 +203,10 @@ class ConfusionMetric:
         cm = confusion_matrix(
             preds, target, self.num_classes, self.ignore_index, self.mode, self.threshold
         )
-        self.confmat = cm if self.confmat is None else self.confmat + cm
+        if self.confmat is None:
+            self.confmat = cm
+        else:
+            self.confmat += cm
 
     def reset(self) -> None:
         """Forget every batch seen (call at the start of each epoch)."""
