@@ -1,19 +1,34 @@
-"""Callbacks: code that runs at fixed points of ``Trainer.fit`` (Keras hook names)."""
+"""Callbacks: code that runs at fixed points of ``Trainer.fit`` (Keras hook names).
+
+The Keras lines ``EarlyStopping(monitor='val_loss', patience=10)`` and
+``ModelCheckpoint('best_model.h5', save_best_only=True)`` read the same here (with a ``.pt``
+file).
+"""
 
 from labpkg.callbacks.base import Callback, CallbackList
 from labpkg.callbacks.checkpointing import ModelCheckpoint
+from labpkg.callbacks.early_stopping import EarlyStopping
 from labpkg.callbacks.history import History
+from labpkg.callbacks.live import LivePlot
+from labpkg.callbacks.loggers import CSVLogger, TerminateOnNaN
 from labpkg.callbacks.lr import LRSchedulerCallback
 from labpkg.callbacks.monitor import is_improvement, resolve_mode
 from labpkg.callbacks.progress import ProgbarLogger
+from labpkg.callbacks.schedules import LearningRateScheduler, ReduceLROnPlateau
 
 __all__ = [
+    "CSVLogger",
     "Callback",
     "CallbackList",
+    "EarlyStopping",
     "History",
     "LRSchedulerCallback",
+    "LearningRateScheduler",
+    "LivePlot",
     "ModelCheckpoint",
     "ProgbarLogger",
+    "ReduceLROnPlateau",
+    "TerminateOnNaN",
     "is_improvement",
     "resolve_mode",
 ]

@@ -8,12 +8,18 @@ import torch
 
 from labpkg.callbacks.base import Callback
 
-__all__ = ["LRSchedulerCallback", "current_lr"]
+__all__ = ["LRSchedulerCallback", "current_lr", "set_lr"]
 
 
 def current_lr(optimizer: torch.optim.Optimizer) -> float:
     """The learning rate of the optimizer's first parameter group."""
     return float(optimizer.param_groups[0]["lr"])
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Set the learning rate of every parameter group."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
 
 
 class LRSchedulerCallback(Callback):

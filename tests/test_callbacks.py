@@ -1,0 +1,305 @@
+"""Callbacks: spec cases E1-E9, C1-C2, R1-R2, T2-T3, through hooks or the real Trainer."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from helpers import Recorder, loader, tiny_data, tiny_model, tiny_trainer
+
+import labpkg
+from labpkg.callbacks import (
+    CSVLogger,
+    EarlyStopping,
+    LearningRateScheduler,
+    LivePlot,
+    ModelCheckpoint,
+    ReduceLROnPlateau,
+    TerminateOnNaN,
+)
+
+
+class FakeTrainer:
+    """The minimum a callback touches, for value-only cases driven through the hooks."""
+
+    def __init__(self, lr: float = 1.0):
+        self.state = labpkg.TrainState()
+        self.model = torch.nn.Linear(1, 1)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=lr)
+
+
+def drive(callback, values, key="val_loss", trainer=None):
+    """Feed ``values`` as epoch logs; return the epoch at which training was stopped."""
+    trainer = trainer or FakeTrainer()
+    callback.set_trainer(trainer)
+    callback.on_train_begin()
+    for epoch, value in enumerate(values):
+        callback.on_epoch_begin(epoch)
+        callback.on_epoch_end(epoch, {key: value})
+        if trainer.state.stop_training:
+            return epoch
+    return None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "values", "stop", "best"),
+    [
+        ({"patience": 2}, [1, 0.9, 0.9, 0.95, 0.8], 3, 0.9),  # E1
+        ({"min_delta": 0.05, "patience": 2}, [1, 0.96, 0.94, 0.93, 0.93], 4, 0.94),  # E2
+        ({"patience": 0}, [1, 1], 1, 1),  # E3
+        ({"baseline": 0.5, "patience": 2}, [0.9, 0.9, 0.9], 1, 0.9),  # E4
+        ({"start_from_epoch": 2, "patience": 1}, [5, 4, 3, 3], 3, 3),  # E5
+        ({"mode": "max", "patience": 1}, [0.1, 0.2, 0.2], 2, 0.2),  # E6
+        ({"patience": 2}, [1, math.nan, math.nan], 2, 1),  # E7
+        ({"patience": 2, "check_finite": True}, [1, math.nan, math.nan], 1, 1),  # E7
+        ({"patience": 1}, [math.nan, 1, 0.9], None, 0.9),  # E7b: NaN never becomes best
+    ],
+    ids=["E1", "E2", "E3", "E4", "E5", "E6", "E7", "E7-finite", "E7b"],
+)
+def test_early_stopping_spec_cases(kwargs, values, stop, best):
+    callback = EarlyStopping(monitor="val_loss", **kwargs)
+    assert drive(callback, values) == stop
+    assert callback.best == best
+    if stop is not None:
+        assert callback.stopped_epoch == stop
+
+
+def test_e1_best_epoch():
+    callback = EarlyStopping(patience=2)
+    drive(callback, [1, 0.9, 0.9, 0.95, 0.8])
+    assert callback.best_epoch == 1
+
+
+def test_e8_restore_best_weights_even_without_a_stop():
+    class Scripted(labpkg.Callback):  # val_loss: best at epoch 1 of 3
+        def on_epoch_end(self, epoch, logs=None):
+            logs["val_loss"] = [0.5, 0.1, 0.3][epoch]
+            self.snapshots.append(
+                {k: v.clone() for k, v in self.trainer.model.state_dict().items()}
+            )
+
+    scripted = Scripted()
+    scripted.snapshots = []
+    stop = EarlyStopping(patience=5, restore_best_weights=True)
+    trainer = tiny_trainer(lr=0.5)
+    trainer.fit(loader(tiny_data(8)), epochs=3, callbacks=[scripted, stop], verbose=0)
+    assert not trainer.state.stop_training and stop.best_epoch == 1
+    for key, value in trainer.model.state_dict().items():
+        assert torch.equal(value, scripted.snapshots[1][key])
+    assert not torch.equal(trainer.model.head.weight, scripted.snapshots[2]["head.weight"])
+
+
+def test_e9_auto_mode_maximises_iou_and_refuses_unknown_names():
+    assert EarlyStopping(monitor="val_mean_iou").mode == "max"
+    assert EarlyStopping(monitor="val_dice").mode == "max"
+    assert EarlyStopping(monitor="loss").mode == "min"
+    with pytest.raises(ValueError, match="val_foo"):
+        EarlyStopping(monitor="val_foo")
+
+
+def test_missing_monitor_warns_once_listing_the_keys():
+    callback = EarlyStopping(monitor="val_loss")
+    callback.set_trainer(FakeTrainer())
+    callback.on_train_begin()
+    with pytest.warns(UserWarning, match=r"\['loss'\]"):
+        callback.on_epoch_end(0, {"loss": 1.0})
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        callback.on_epoch_end(1, {"loss": 1.0})  # no second warning
+
+
+def test_c1_best_only_files_from_a_template(tmp_path):
+    values = [0.5, 0.5, 0.4, math.nan, 0.3]
+    checkpoint = ModelCheckpoint(
+        str(tmp_path / "{epoch:02d}-{val_loss:.2f}.pt"), save_best_only=True
+    )
+    trainer = tiny_trainer()
+    checkpoint.set_trainer(trainer)
+    trainer.train_loader = None
+    checkpoint.on_train_begin()
+    for epoch, value in enumerate(values):
+        checkpoint.on_epoch_end(epoch, {"val_loss": value})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["01-0.50.pt", "03-0.40.pt", "05-0.30.pt"]
+
+
+def test_c2_missing_monitor_saves_with_a_warning_and_unknown_placeholder_raises(tmp_path):
+    trainer = tiny_trainer()
+    best = ModelCheckpoint(str(tmp_path / "m.pt"), save_best_only=True)
+    with pytest.warns(UserWarning, match="val_loss"):
+        trainer.fit(loader(tiny_data(8)), callbacks=[best], verbose=0)
+    assert (tmp_path / "m.pt").exists()
+    bad = ModelCheckpoint(str(tmp_path / "{val_iou}.pt"))
+    with pytest.raises(KeyError, match="val_iou"):
+        tiny_trainer().fit(loader(tiny_data(8)), callbacks=[bad], verbose=0)
+
+
+def test_checkpoint_save_freq_in_batches_counts_across_epochs(tmp_path):
+    every3 = ModelCheckpoint(str(tmp_path / "s{epoch}.pt"), save_freq=3, monitor="loss")
+    tiny_trainer().fit(loader(tiny_data(8)), epochs=3, callbacks=[every3], verbose=0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s2.pt", "s3.pt"]  # batches 3 and 6
+
+
+def test_initial_value_threshold_must_be_beaten(tmp_path):
+    ckpt = ModelCheckpoint(
+        str(tmp_path / "b.pt"), save_best_only=True, monitor="loss", initial_value_threshold=-1.0
+    )
+    tiny_trainer().fit(loader(tiny_data(8)), callbacks=[ckpt], verbose=0)
+    assert not (tmp_path / "b.pt").exists()
+
+
+def test_r1_reduce_on_plateau_keras_sequence():
+    trainer = FakeTrainer(lr=1.0)
+    callback = ReduceLROnPlateau(factor=0.5, patience=2, cooldown=1, min_lr=0.2)
+    callback.set_trainer(trainer)
+    callback.on_train_begin()
+    after, logged = [], []
+    for epoch in range(8):
+        logs = {"val_loss": 1.0}
+        callback.on_epoch_end(epoch, logs)
+        logged.append(logs["learning_rate"])
+        after.append(trainer.optimizer.param_groups[0]["lr"])
+    assert after == [1, 1, 0.5, 0.5, 0.25, 0.25, 0.2, 0.2]
+    assert logged == [1, 1, 1, 0.5, 0.5, 0.25, 0.25, 0.2]
+
+
+def test_r1_torch_plateau_reduces_one_epoch_later():
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    torch_plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        opt, factor=0.5, patience=2, cooldown=1, min_lr=0.2
+    )
+    after = []
+    for _ in range(8):
+        torch_plateau.step(1.0)
+        after.append(opt.param_groups[0]["lr"])
+    assert after == [1, 1, 1, 0.5, 0.5, 0.5, 0.5, 0.25]
+
+
+def test_reduce_on_plateau_rejects_a_factor_that_does_not_reduce():
+    with pytest.raises(ValueError, match="factor"):
+        ReduceLROnPlateau(factor=1.5)
+
+
+def test_r2_learning_rate_scheduler_halving_from_epoch_1():
+    schedule = LearningRateScheduler(lambda epoch, lr: lr if epoch < 1 else lr * 0.5)
+    trainer = tiny_trainer(lr=1.0)
+    history = trainer.fit(loader(tiny_data(8)), epochs=3, callbacks=[schedule], verbose=0)
+    assert history.history["learning_rate"] == [1.0, 0.5, 0.25]
+
+
+def test_t2_terminate_on_nan_after_the_bad_batch():
+    losses = iter([0.5, math.nan, 0.3])
+
+    def scripted_loss(logits, target):
+        return logits.float().mean() * 0 + next(losses)
+
+    rec = Recorder()
+    model = tiny_model()
+    trainer = labpkg.Trainer(
+        model, torch.optim.SGD(model.parameters(), lr=0.1), scripted_loss, device="cpu"
+    )
+    trainer.fit(loader(tiny_data(12)), callbacks=[TerminateOnNaN(), rec], verbose=0)
+    assert [e[1] for e in rec.events if e[0] == "batch_end"] == [0, 1]
+    with pytest.raises(RuntimeError, match="loss is nan"):
+        TerminateOnNaN(raise_error=True).on_train_batch_end(0, {"loss": math.nan})
+
+
+def test_t3_csv_header_and_zero_based_epochs(tmp_path):
+    path = tmp_path / "log.csv"
+    logger = CSVLogger(str(path))
+    logger.set_trainer(FakeTrainer())
+    logger.on_train_begin()
+    logger.on_epoch_end(0, {"val_mean_iou": 0.5, "loss": 1.0, "val_loss": 2.0})
+    logger.on_epoch_end(1, {"loss": 0.5})
+    logger.on_train_end()
+    lines = path.read_text().splitlines()
+    assert lines[0] == "epoch,loss,val_loss,val_mean_iou"
+    assert lines[1].startswith("0,1.0,2.0,0.5") and lines[2] == "1,0.5,NA,NA"
+
+
+def test_csv_adds_val_twins_and_append_writes_one_header(tmp_path):
+    path = tmp_path / "log.csv"
+    for _ in range(2):
+        logger = CSVLogger(str(path), append=True)
+        logger.set_trainer(FakeTrainer())
+        logger.on_train_begin()
+        logger.on_epoch_end(0, {"loss": 1.0})
+        logger.on_train_end()
+    lines = path.read_text().splitlines()
+    assert lines[0] == "epoch,loss,val_loss" and len(lines) == 3
+
+
+def test_callback_order_user_callbacks_first_then_history_and_progress():
+    seen = []
+
+    class AddKey(labpkg.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs["extra"] = 1.0
+            seen.append(type(self.trainer.callbacks.callbacks[-1]).__name__)
+
+    trainer = tiny_trainer()
+    history = trainer.fit(loader(tiny_data(8)), callbacks=[AddKey()], verbose=2)
+    assert history.history["extra"] == [1.0]  # History ran after AddKey
+    assert seen == ["ProgbarLogger"]
+
+
+def test_resume_mid_patience_stops_at_the_same_epoch_as_a_straight_run(tmp_path):
+    def run(epochs, resume=None, interrupt_at=None):
+        class Scripted(labpkg.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                logs["val_loss"] = [1.0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0][epoch]
+                if epoch == interrupt_at:
+                    raise KeyboardInterrupt
+
+        stop = EarlyStopping(patience=3)
+        ckpt = ModelCheckpoint(str(tmp_path / "last.pt"))
+        trainer = tiny_trainer()
+        with pytest.warns(UserWarning) if interrupt_at is not None else _nothing():
+            trainer.fit(
+                loader(tiny_data(8)),
+                epochs=epochs,
+                callbacks=[Scripted(), stop, ckpt],
+                verbose=0,
+                resume_from=resume,
+            )
+        return stop
+
+    straight = run(7)
+    assert straight.stopped_epoch == 4
+    run(7, interrupt_at=3)  # the checkpoint of epoch 2 holds wait=1
+    resumed = run(7, resume=tmp_path / "last.pt")
+    assert resumed.stopped_epoch == 4 and resumed.best == 0.5
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_live_plot_is_silent_in_a_terminal(capsys):
+    trainer = tiny_trainer()
+    trainer.fit(loader(tiny_data(8)), epochs=2, callbacks=[LivePlot()], verbose=0)
+    assert capsys.readouterr().out == ""
+
+
+def test_history_table_and_plot():
+    trainer = tiny_trainer(metrics=[labpkg.MeanIoU(3)])
+    history = trainer.fit(
+        loader(tiny_data(8)), epochs=2, validation_data=loader(tiny_data(4)), verbose=0
+    )
+    table = history.table()
+    assert table.splitlines()[0].split() == [
+        "epoch",
+        "loss",
+        "mean_iou",
+        "val_loss",
+        "val_mean_iou",
+    ]
+    assert len(table.splitlines()) == 3 and history.rows()[0]["epoch"] == 1
+    figure = history.plot()
+    assert len(figure.axes) == 2
