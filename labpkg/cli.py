@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from labpkg import counting
+from labpkg import counting, distributed
 from labpkg.callbacks import ModelCheckpoint
 from labpkg.data import ShapesConfig, SyntheticShapes, make_loaders
 from labpkg.devices import describe_device, pick_device
@@ -63,19 +63,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def accounting(args: argparse.Namespace) -> str:
+def accounting(args: argparse.Namespace, world: int = 1) -> str:
     """The run's arithmetic, printed before training so the reader can check it."""
-    per_epoch = counting.iterations_per_epoch(args.samples, args.batch_size, args.drop_last)
-    updates = counting.updates_per_epoch(
-        args.samples, args.batch_size, args.accumulate, args.drop_last
-    )
-    effective = counting.effective_batch_size(args.batch_size, args.accumulate)
+    n, b, k, drop = args.samples, args.batch_size, args.accumulate, args.drop_last
+    per_epoch = counting.iterations_per_epoch(n, b, drop, world)
+    updates = counting.updates_per_epoch(n, b, k, drop, world)
+    effective = counting.effective_batch_size(b, k, world)
     return "\n".join(
         [
-            f"training samples      {args.samples}",
-            f"batch size            {args.batch_size}",
+            f"training samples      {n}",
+            f"batch size            {b} per process, {world} process(es)",
             f"mini-batches / epoch  {per_epoch}",
-            f"effective batch       {effective} (accumulate {args.accumulate})",
+            f"effective batch       {effective} (batch x accumulate {k} x processes {world})",
             f"updates / epoch       {updates}",
             f"epochs                {args.epochs}",
             f"total updates         {updates * args.epochs}",
@@ -84,7 +83,8 @@ def accounting(args: argparse.Namespace) -> str:
 
 
 def train(args: argparse.Namespace) -> int:
-    device = pick_device(args.device)
+    # under torchrun every process trains on its share; --batch-size is per process
+    device = distributed.init_from_env() or pick_device(args.device)
     torch.manual_seed(args.seed)
     shapes = ShapesConfig.preset(args.difficulty, size=args.image_size)
     train_ds = SyntheticShapes(args.samples, shapes, seed=args.seed)
@@ -103,18 +103,19 @@ def train(args: argparse.Namespace) -> int:
         accumulate_grad_batches=args.accumulate,
         channels_last=args.channels_last,
     )
-    print(accounting(args))
-    print(f"device                {describe_device(device)}")
-    print(f"model parameters      {count_parameters(model):,}")
+    if distributed.rank() == 0:
+        print(accounting(args, distributed.world_size()))
+        print(f"device                {describe_device(device)}")
+        print(f"model parameters      {count_parameters(model):,}")
     best = ModelCheckpoint(str(args.out / "best.pt"), monitor="val_mean_iou", save_best_only=True)
     history = trainer.fit(
         train_loader, args.epochs, val_loader, callbacks=[best], verbose=args.verbose
     )
-    figure = history.plot()
-    figure.savefig(args.out / "history.png", dpi=100)
-    print(history.table())
-    print(f"best checkpoint: {best.best_path} (val_mean_iou={best.best})")
-    print(f"history plot:    {args.out / 'history.png'}")
+    if distributed.rank() == 0:
+        history.plot().savefig(args.out / "history.png", dpi=100)
+        print(history.table())
+        print(f"best checkpoint: {best.best_path} (val_mean_iou={best.best})")
+        print(f"history plot:    {args.out / 'history.png'}")
     return 130 if trainer.state.interrupted else 0
 
 

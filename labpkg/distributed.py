@@ -7,11 +7,39 @@ one update sees ``batch_size × W`` samples: the *global batch*.
 
 from __future__ import annotations
 
+import os
+
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
-__all__ = ["is_distributed", "rank", "world_size", "all_reduce_sum", "distributed_loader"]
+__all__ = [
+    "init_from_env",
+    "is_distributed",
+    "rank",
+    "world_size",
+    "all_reduce_sum",
+    "distributed_loader",
+]
+
+
+def init_from_env() -> torch.device | None:
+    """Join the process group that ``torchrun`` describes in the environment, if any.
+
+    ``torchrun --nproc_per_node=W`` starts W copies of the script with ``RANK``,
+    ``LOCAL_RANK`` and ``WORLD_SIZE`` set. Each copy calls this once: it initialises the group
+    (``nccl`` on GPUs, ``gloo`` on CPUs) and returns the device this process should use
+    (its own GPU), or None when not launched by torchrun.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or is_distributed():
+        return None
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local_rank)
+        dist.init_process_group("nccl")
+        return torch.device("cuda", local_rank)
+    dist.init_process_group("gloo")
+    return torch.device("cpu")
 
 
 def is_distributed() -> bool:

@@ -56,3 +56,12 @@ def test_bad_arguments_exit_non_zero_with_a_clear_message(tmp_path):
     assert proc.returncode == 2 and "multiple of 8" in proc.stderr
     proc = _cli("train", "--optimizer", "adagrad", cwd=tmp_path)
     assert proc.returncode == 2 and "invalid choice" in proc.stderr
+
+
+def test_accounting_under_data_parallelism_counts_per_process_and_global_batch():
+    from labpkg.cli import accounting, build_parser
+
+    args = build_parser().parse_args(["train", "--samples", "1000", "--batch-size", "50"])
+    text = accounting(args, world=2)
+    assert "mini-batches / epoch  10" in text  # 500 samples per process / 50
+    assert "effective batch       100" in text
