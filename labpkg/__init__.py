@@ -106,9 +106,12 @@ __all__ = [
     "train_val_split",
     "updates_per_epoch",
     "viz",
+    "widgets",
+    "exercises",
+    "profiling",
 ]
 
-_LAZY_MODULES = {"viz"}
+_LAZY_MODULES = {"viz", "widgets", "exercises", "profiling"}
 
 
 def __getattr__(name: str) -> Any:

@@ -6,7 +6,7 @@ figures are drawn on an opaque white background so they read the same in either.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -14,7 +14,15 @@ import torch
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 
-__all__ = ["CLASS_COLOURS", "plot_history", "show_batch", "class_cmap"]
+__all__ = [
+    "CLASS_COLOURS",
+    "class_cmap",
+    "plot_batch_profile",
+    "plot_class_frequencies",
+    "plot_gradient_noise",
+    "plot_history",
+    "show_batch",
+]
 
 #: background, circle, square, triangle (colour-blind-safe Okabe-Ito hues)
 CLASS_COLOURS = ("#222222", "#E69F00", "#56B4E9", "#009E73", "#CC79A7", "#F0E442")
@@ -61,17 +69,18 @@ def plot_history(history: Any, keys: Sequence[str] | None = None) -> Figure:
 def show_batch(
     images: torch.Tensor,
     masks: torch.Tensor,
-    preds: torch.Tensor | None = None,
+    preds: torch.Tensor | Mapping[str, torch.Tensor] | None = None,
     num_classes: int = 4,
     max_items: int = 8,
     titles: Sequence[str] | None = None,
 ) -> Figure:
-    """A grid: images on the first row, true masks below, predicted masks (if given) last.
+    """A grid: images on the first row, true masks below, then one row per prediction.
 
     Args:
         images: (B, 3, H, W) floats in [0, 1].
         masks: (B, H, W) class ids.
-        preds: (B, H, W) class ids or (B, C, H, W) scores (argmaxed), optional.
+        preds: (B, H, W) class ids or (B, C, H, W) scores (argmaxed), or a dict of them
+            whose keys label the rows (e.g. ``{"epoch 1": ..., "epoch 5": ...}``).
         num_classes: classes for the colour map.
         max_items: at most this many columns.
         titles: one title per column (optional).
@@ -80,12 +89,13 @@ def show_batch(
         A matplotlib ``Figure``.
     """
     n = min(len(images), max_items)
-    if preds is not None and preds.ndim == 4:
-        preds = preds.argmax(dim=1)
-    rows = [("image", images), ("mask", masks)] + (
-        [("prediction", preds)] if preds is not None else []
-    )
-    fig, axes = plt.subplots(len(rows), n, figsize=(1.6 * n, 1.7 * len(rows)), squeeze=False)
+    rows: list[tuple[str, torch.Tensor]] = [("image", images), ("true mask", masks)]
+    if isinstance(preds, Mapping):
+        rows += list(preds.items())
+    elif preds is not None:
+        rows.append(("prediction", preds))
+    rows = [(k, v.argmax(dim=1) if k != "image" and v.ndim == 4 else v) for k, v in rows]
+    fig, axes = plt.subplots(len(rows), n, figsize=(1.5 * n, 1.55 * len(rows)), squeeze=False)
     cmap = class_cmap(num_classes)
     for r, (label, data) in enumerate(rows):
         for c in range(n):
@@ -93,17 +103,66 @@ def show_batch(
             if label == "image":
                 ax.imshow(data[c].permute(1, 2, 0).clamp(0, 1).cpu().numpy())
             else:
-                ax.imshow(
-                    data[c].cpu().numpy(),
-                    cmap=cmap,
-                    vmin=0,
-                    vmax=num_classes - 1,
-                    interpolation="nearest",
-                )
-            ax.set_xticks([]), ax.set_yticks([])
+                ax.imshow(data[c].cpu().numpy(), cmap=cmap, vmin=0, vmax=num_classes - 1,
+                          interpolation="nearest")  # fmt: skip
+            ax.set_xticks([])
+            ax.set_yticks([])
             if c == 0:
-                ax.set_ylabel(label)
+                ax.set_ylabel(label, fontsize=9)
             if r == 0 and titles is not None:
                 ax.set_title(titles[c], fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_class_frequencies(masks: torch.Tensor, class_names: Sequence[str]) -> Figure:
+    """Bar chart of the share of pixels in each class (log scale: background dominates)."""
+    counts = torch.bincount(masks.reshape(-1), minlength=len(class_names)).double()
+    share = (counts / counts.sum()).tolist()
+    fig, ax = plt.subplots(figsize=(5, 2.8))
+    ax.bar(class_names, share, color=CLASS_COLOURS[: len(class_names)])
+    ax.set_yscale("log")
+    ax.set_ylabel("share of pixels")
+    for i, value in enumerate(share):
+        ax.text(i, value, f"{value:.1%}", ha="center", va="bottom", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_batch_profile(profiles: Sequence[Any]) -> Figure:
+    """Step time, throughput and activation memory against batch size (``StepProfile`` list)."""
+    sizes = [p.batch_size for p in profiles]
+    panels = [
+        ("ms per step", [p.ms_per_step for p in profiles]),
+        ("images per second", [p.images_per_s for p in profiles]),
+        ("activation memory (MB)", [p.activation_mb for p in profiles]),
+    ]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
+    for ax, (label, values) in zip(axes, panels, strict=True):
+        ax.plot(sizes, values, marker="o", color=CLASS_COLOURS[2])
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("batch size")
+        ax.set_title(label, fontsize=10)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def plot_gradient_noise(noise: dict[int, float]) -> Figure:
+    """Measured gradient variance against batch size, with the 1/b line through the first point."""
+    sizes, values = list(noise), list(noise.values())
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.loglog(sizes, values, "o-", color=CLASS_COLOURS[1], label="measured")
+    ax.loglog(
+        sizes,
+        [values[0] * sizes[0] / b for b in sizes],
+        "--",
+        color="#888888",
+        label="∝ 1 / batch size",
+    )
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("gradient variance")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

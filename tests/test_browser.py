@@ -145,3 +145,65 @@ def test_setup_chapter_renders_its_progress_widget(browser, site_url):
         assert visit.errors == []
     finally:
         visit.close()
+
+
+def _explorer_counts(page) -> dict[str, int]:
+    return page.eval_on_selector_all(
+        ".tll-explorer [data-count]",
+        "els => Object.fromEntries(els.map(e => [e.dataset.count, Number(e.textContent)]))",
+    )
+
+
+def _set(page, role: str, value) -> None:
+    """Move a slider (or tick the box) as a user would: set it and fire its input event."""
+    page.eval_on_selector(
+        f".tll-explorer [data-role='{role}']",
+        "(el, v) => { if (el.type === 'checkbox') el.checked = v; else el.value = v;"
+        " el.dispatchEvent(new Event('input', {bubbles: true})); }",
+        value,
+    )
+
+
+def test_batch_explorer_updates_its_counts_without_a_kernel(browser, site_url):
+    import labpkg
+
+    visit = PageVisit(browser, f"{site_url}/lessons/03_iterations.html")
+    try:
+        page = visit.page
+        page.locator(".tll-explorer").wait_for(state="visible")
+        start = _explorer_counts(page)
+        assert start["batches"] == labpkg.iterations_per_epoch(20, 6)  # the initial sliders
+        slider = page.locator(".tll-explorer [data-role='batch']")
+        slider.focus()
+        slider.press("ArrowRight")  # a real key press: batch 6 -> 7
+        assert _explorer_counts(page)["batches"] == labpkg.iterations_per_epoch(20, 7)
+        cases = [
+            (1000 % 61 + 1, 7, 3, False, 1),
+            (60, 8, 5, True, 3),
+            (37, 32, 10, False, 8),
+            (1, 1, 1, True, 1),
+            (59, 5, 2, True, 2),
+        ]
+        for n, b, epochs, drop_last, k in cases:
+            for role, value in (
+                ("n", n),
+                ("batch", b),
+                ("epochs", epochs),
+                ("accumulate", k),
+                ("drop_last", drop_last),
+            ):
+                _set(page, role, value)
+            counts = _explorer_counts(page)
+            batches = labpkg.iterations_per_epoch(n, b, drop_last)
+            updates = labpkg.updates_per_epoch(n, b, k, drop_last)
+            assert counts["batches"] == batches
+            assert counts["updates"] == updates
+            assert counts["total"] == labpkg.total_iterations(n, b, epochs, k, drop_last)
+            assert counts["effective"] == labpkg.effective_batch_size(b, k)
+            assert counts["dropped"] == (n - batches * b if drop_last else 0)
+            rows = page.locator(".tll-explorer .tll-epoch")
+            assert rows.count() == min(epochs, 6)
+            assert rows.first.locator(".tll-s").count() == n
+        assert visit.errors == []
+    finally:
+        visit.close()

@@ -1,0 +1,103 @@
+"""Measurements the batch-size chapter makes: step time, throughput, memory, gradient noise."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from labpkg.devices import time_call
+
+__all__ = ["StepProfile", "profile_step", "saved_activation_bytes", "gradient_noise"]
+
+
+@dataclass(frozen=True)
+class StepProfile:
+    """One training step at one batch size."""
+
+    batch_size: int
+    ms_per_step: float
+    images_per_s: float
+    activation_mb: float  # tensors autograd keeps for the backward pass
+    peak_mb: float | None  # CUDA allocator peak (None on other devices)
+
+
+def saved_activation_bytes(model: nn.Module, inputs: torch.Tensor) -> int:
+    """Bytes of the tensors autograd saves during ``model(inputs)`` for the backward pass.
+
+    This is the memory that grows with the batch size, measured the same way on any device.
+    """
+    total = 0
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        nonlocal total
+        total += tensor.numel() * tensor.element_size()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(inputs)
+    return total
+
+
+def profile_step(
+    model: nn.Module,
+    loss_fn: Callable,
+    batch_size: int,
+    image_size: int = 64,
+    num_classes: int = 4,
+    device: torch.device | None = None,
+    repeats: int = 3,
+) -> StepProfile:
+    """Time one forward + backward + SGD step on random data of ``batch_size`` images."""
+    device = device or next(model.parameters()).device
+    x = torch.rand(batch_size, 3, image_size, image_size, device=device)
+    y = torch.randint(0, num_classes, (batch_size, image_size, image_size), device=device)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        loss_fn(model(x), y).backward()
+        opt.step()
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    ms = time_call(step, device, repeats=repeats)
+    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+    activation = saved_activation_bytes(model, x) / 2**20
+    return StepProfile(batch_size, ms, batch_size / ms * 1000, activation, peak)
+
+
+def gradient_noise(
+    model: nn.Module,
+    loss_fn: Callable,
+    images: torch.Tensor,
+    masks: torch.Tensor,
+    batch_sizes: list[int],
+    draws: int = 20,
+    seed: int = 0,
+) -> dict[int, float]:
+    """Variance of the mini-batch gradient around the full-data gradient, per batch size.
+
+    For each batch size b, ``draws`` random mini-batches give gradients g_b; the result is the
+    mean of ||g_b − g||² where g is the gradient on all ``images``. Theory says about 1/b.
+    The model is in eval mode so BatchNorm does not add its own batch-size effect.
+    """
+    model.eval()
+    full = _gradient(model, loss_fn, images, masks)
+    gen = torch.Generator().manual_seed(seed)
+    out = {}
+    for b in batch_sizes:
+        total = 0.0
+        for _ in range(draws):
+            idx = torch.randperm(len(images), generator=gen)[:b]
+            total += float((_gradient(model, loss_fn, images[idx], masks[idx]) - full).pow(2).sum())
+        out[b] = total / draws
+    return out
+
+
+def _gradient(model, loss_fn, x, y) -> torch.Tensor:
+    model.zero_grad(set_to_none=True)
+    loss_fn(model(x), y).backward()
+    return torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])

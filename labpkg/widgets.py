@@ -1,0 +1,158 @@
+"""Interactive explorers that work without a Python kernel.
+
+``batch_explorer()`` returns self-contained HTML and JavaScript (no external script): on the
+book's static site the sliders still move and the counts still update, because the arithmetic
+runs in the browser. The JavaScript implements the same formulas as ``labpkg.counting``; the
+browser test checks that both agree.
+
+Nothing in labpkg imports this module; chapters call it directly.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from IPython.display import HTML
+
+__all__ = ["batch_explorer", "explorer_html"]
+
+_STYLE = """
+.tll-explorer{font:14px/1.4 system-ui,sans-serif;border:1px solid #8884;border-radius:8px;
+  padding:12px;margin:8px 0;max-width:760px}
+.tll-explorer label{display:inline-block;min-width:170px;margin:2px 12px 2px 0}
+.tll-explorer input[type=range]{vertical-align:middle;width:150px}
+.tll-explorer .tll-counts{display:grid;grid-template-columns:auto auto;gap:2px 16px;margin:8px 0}
+.tll-explorer .tll-counts b{font-variant-numeric:tabular-nums}
+.tll-explorer .tll-epoch{margin:4px 0;display:flex;flex-wrap:wrap;align-items:center;gap:2px}
+.tll-explorer .tll-epoch span.tll-name{width:64px;font-size:12px}
+.tll-explorer .tll-s{width:18px;height:18px;font-size:9px;line-height:18px;text-align:center;
+  color:#fff;border-radius:3px}
+.tll-explorer .tll-gap{width:6px}
+"""
+
+# The arithmetic mirrors labpkg.counting: ceil or floor division, accumulation groups.
+_SCRIPT = """
+(function () {
+  const root = document.getElementById(__ID__);
+  const q = (role) => root.querySelector('[data-role="' + role + '"]');
+  const out = (name, value) => {
+    root.querySelector('[data-count="' + name + '"]').textContent = value;
+  };
+  const colours = ["#E69F00", "#56B4E9", "#009E73", "#CC79A7", "#0072B2", "#D55E00", "#F0E442"];
+  function shuffled(n, seed) {          // a small seeded PRNG (mulberry32): same order every view
+    let a = seed >>> 0;
+    const rand = () => { a = (a + 0x6D2B79F5) >>> 0; let t = a;
+      t = Math.imul(t ^ (t >>> 15), t | 1); t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296; };
+    const order = Array.from({length: n}, (_, i) => i);
+    for (let i = n - 1; i > 0; i--) {
+      const j = Math.floor(rand() * (i + 1));
+      [order[i], order[j]] = [order[j], order[i]];
+    }
+    return order;
+  }
+  function update() {
+    const n = +q("n").value, b = +q("batch").value, epochs = +q("epochs").value;
+    const k = +q("accumulate").value, dropLast = q("drop_last").checked;
+    for (const r of ["n", "batch", "epochs", "accumulate"]) {
+      root.querySelector('[data-show="' + r + '"]').textContent = q(r).value;
+    }
+    const batches = dropLast ? Math.floor(n / b) : Math.ceil(n / b);
+    const used = dropLast ? batches * b : n;
+    const last = batches === 0 ? 0 : used - (batches - 1) * b;
+    const updates = Math.ceil(batches / k);
+    out("batches", batches); out("last", last); out("dropped", n - used);
+    out("updates", updates); out("total", updates * epochs); out("effective", b * k);
+    const view = root.querySelector(".tll-view"); view.textContent = "";
+    for (let e = 0; e < Math.min(epochs, 6); e++) {
+      const row = document.createElement("div"); row.className = "tll-epoch";
+      const name = document.createElement("span"); name.className = "tll-name";
+      name.textContent = "epoch " + (e + 1); row.appendChild(name);
+      shuffled(n, 1234 + e).forEach((id, pos) => {
+        const batch = Math.floor(pos / b);
+        if (pos > 0 && pos % b === 0) {
+          const gap = document.createElement("span");
+          gap.className = "tll-gap";
+          row.appendChild(gap);
+        }
+        const s = document.createElement("span"); s.className = "tll-s"; s.textContent = id;
+        const dropped = batch >= batches;
+        s.style.background = dropped ? "#999" : colours[Math.floor(batch / k) % colours.length];
+        s.style.opacity = dropped ? "0.5" : String(1 - 0.35 * ((batch % k) / Math.max(k, 1)));
+        s.title = dropped ? "dropped (drop_last)"
+          : "mini-batch " + (batch + 1) + ", update " + (Math.floor(batch / k) + 1);
+        row.appendChild(s);
+      });
+      view.appendChild(row);
+    }
+  }
+  root.querySelectorAll("input").forEach((el) => el.addEventListener("input", update));
+  update();
+})();
+"""
+
+
+def explorer_html(
+    n: int = 20,
+    batch_size: int = 6,
+    epochs: int = 2,
+    drop_last: bool = False,
+    accumulate: int = 1,
+    max_n: int = 60,
+) -> str:
+    """The explorer as an HTML string (see ``batch_explorer``)."""
+    for name, value in {"n": n, "batch_size": batch_size, "epochs": epochs,
+                        "accumulate": accumulate}.items():  # fmt: skip
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+    if n > max_n:
+        raise ValueError(f"n={n} is more than the slider allows (max_n={max_n})")
+    uid = f"tll-explorer-{uuid.uuid4().hex[:8]}"  # unique: two explorers on a page must not clash
+    sliders = [
+        ("n", "samples in the dataset", n, 1, max_n),
+        ("batch", "batch size", batch_size, 1, 32),
+        ("epochs", "epochs", epochs, 1, 10),
+        ("accumulate", "accumulation steps", accumulate, 1, 8),
+    ]
+    controls = "".join(
+        f'<label>{text}: <b data-show="{role}">{value}</b><br>'
+        f'<input type="range" data-role="{role}" min="{lo}" max="{hi}" value="{value}"></label>'
+        for role, text, value, lo, hi in sliders
+    )
+    checked = " checked" if drop_last else ""
+    controls += f'<label><input type="checkbox" data-role="drop_last"{checked}> drop_last</label>'
+    counts = "".join(
+        f'<span>{text}</span><b data-count="{name}">?</b>'
+        for name, text in [
+            ("batches", "mini-batches per epoch"),
+            ("last", "samples in the last mini-batch"),
+            ("dropped", "samples dropped per epoch"),
+            ("updates", "updates (iterations) per epoch"),
+            ("total", "updates in the whole run"),
+            ("effective", "effective batch (batch × accumulation)"),
+        ]
+    )
+    script = _SCRIPT.replace("__ID__", json.dumps(uid))
+    return (
+        f'<div class="tll-explorer" id="{uid}"><style>{_STYLE}</style>{controls}'
+        f'<div class="tll-counts">{counts}</div><div class="tll-view"></div>'
+        f"<script>{script}</script></div>"
+    )
+
+
+def batch_explorer(**kwargs) -> HTML:
+    """Sliders for dataset size, batch size, epochs, accumulation and ``drop_last``.
+
+    Each epoch is drawn as a row of numbered samples in their shuffled order, coloured by the
+    update they belong to; the counts (mini-batches and updates per epoch, total updates,
+    the last batch's size, dropped samples, effective batch) update as the sliders move.
+
+    Args:
+        **kwargs: starting values, see ``explorer_html`` (n, batch_size, epochs, drop_last,
+            accumulate, max_n).
+
+    Returns:
+        An ``IPython.display.HTML`` object; display it (last line of a cell) to show it.
+    """
+    return HTML(explorer_html(**kwargs))
