@@ -19,6 +19,8 @@ __all__ = [
     "class_cmap",
     "plot_batch_profile",
     "plot_class_frequencies",
+    "plot_confusion_matrix",
+    "plot_curves",
     "plot_gradient_noise",
     "plot_history",
     "show_batch",
@@ -163,6 +165,46 @@ def plot_gradient_noise(noise: dict[int, float]) -> Figure:
     ax.set_xlabel("batch size")
     ax.set_ylabel("gradient variance")
     ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_confusion_matrix(cm: torch.Tensor, class_names: Sequence[str]) -> Figure:
+    """The confusion matrix as an image, rows normalised: each row shows where a class went."""
+    counts = cm.double()
+    rows = counts / counts.sum(dim=1, keepdim=True).clamp_min(1)
+    fig, ax = plt.subplots(figsize=(4.2, 3.6))
+    image = ax.imshow(rows.numpy(), cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(class_names)), class_names, rotation=30, ha="right")
+    ax.set_yticks(range(len(class_names)), class_names)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    for (i, j), value in _cells(rows):
+        colour = "white" if value > 0.5 else "black"
+        ax.text(j, i, f"{value:.2f}", ha="center", va="center", color=colour, fontsize=8)
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    return fig
+
+
+def _cells(matrix: torch.Tensor):
+    for i in range(matrix.shape[0]):
+        for j in range(matrix.shape[1]):
+            yield (i, j), float(matrix[i, j])
+
+
+def plot_curves(
+    curves: Mapping[str, Sequence[float]], ylabel: str = "loss", xlabel: str = "epoch"
+) -> Figure:
+    """Several named curves on one axis (x counts from 1)."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    for i, (name, values) in enumerate(curves.items()):
+        colour = CLASS_COLOURS[1 + i % (len(CLASS_COLOURS) - 1)]
+        ax.plot(range(1, len(values) + 1), values, marker="o", color=colour, label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
