@@ -128,7 +128,9 @@ def test_colab_button_points_at_this_notebook(browser, site_url, book_config, en
     )
     visit = PageVisit(browser, f"{site_url}/{entry}.html")
     try:
-        hrefs = visit.page.eval_on_selector_all("a[href*='colab']", "els => els.map(e => e.href)")
+        hrefs = visit.page.eval_on_selector_all(
+            "a[href^='https://colab.research.google.com']", "els => els.map(e => e.href)"
+        )
         assert hrefs == [expected]
         download = visit.page.locator("a[href$='.ipynb'], button[onclick*='.ipynb']")
         assert download.count() >= 1, "no .ipynb download button"
