@@ -1,21 +1,24 @@
 """Figures for the book (matplotlib only). Every function returns a ``Figure``.
 
-Colours come from one palette with enough contrast on both the site's light and dark themes;
-figures are drawn on an opaque white background so they read the same in either.
+Figures have a transparent background and mid-grey text and axes, and lines use the Okabe-Ito
+palette, so they read on both the site's light and dark themes (and in Colab's).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import matplotlib.pyplot as plt
 import torch
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 __all__ = [
     "CLASS_COLOURS",
+    "THEME",
     "class_cmap",
     "plot_batch_profile",
     "plot_class_frequencies",
@@ -26,6 +29,34 @@ __all__ = [
     "show_batch",
 ]
 
+_GREY = "#8a8a8a"
+#: Matplotlib settings applied while a labpkg figure is drawn.
+THEME = {
+    "figure.facecolor": "none",
+    "axes.facecolor": "none",
+    "savefig.transparent": True,
+    "text.color": _GREY,
+    "axes.labelcolor": _GREY,
+    "axes.edgecolor": _GREY,
+    "xtick.color": _GREY,
+    "ytick.color": _GREY,
+    "grid.color": _GREY,
+    "legend.facecolor": "none",
+    "legend.edgecolor": _GREY,
+}
+
+
+def _themed(plot: Callable[..., Figure]) -> Callable[..., Figure]:
+    """Draw the figure with ``THEME`` (text is coloured when created, so the whole call)."""
+
+    @functools.wraps(plot)
+    def wrapper(*args: Any, **kwargs: Any) -> Figure:
+        with plt.rc_context(THEME):
+            return plot(*args, **kwargs)
+
+    return wrapper
+
+
 #: background, circle, square, triangle (colour-blind-safe Okabe-Ito hues)
 CLASS_COLOURS = ("#222222", "#E69F00", "#56B4E9", "#009E73", "#CC79A7", "#F0E442")
 
@@ -35,6 +66,7 @@ def class_cmap(num_classes: int) -> ListedColormap:
     return ListedColormap(CLASS_COLOURS[:num_classes])
 
 
+@_themed
 def plot_history(history: Any, keys: Sequence[str] | None = None) -> Figure:
     """Training curves: losses on the left, metrics on the right, x = epoch (1-based).
 
@@ -62,12 +94,14 @@ def plot_history(history: Any, keys: Sequence[str] | None = None) -> Figure:
                         epochs, history.history[key], style, color=colour, marker="o", label=key
                     )
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
 
+@_themed
 def show_batch(
     images: torch.Tensor,
     masks: torch.Tensor,
@@ -117,6 +151,7 @@ def show_batch(
     return fig
 
 
+@_themed
 def plot_class_frequencies(masks: torch.Tensor, class_names: Sequence[str]) -> Figure:
     """Bar chart of the share of pixels in each class (log scale: background dominates)."""
     counts = torch.bincount(masks.reshape(-1), minlength=len(class_names)).double()
@@ -131,6 +166,7 @@ def plot_class_frequencies(masks: torch.Tensor, class_names: Sequence[str]) -> F
     return fig
 
 
+@_themed
 def plot_batch_profile(profiles: Sequence[Any]) -> Figure:
     """Step time, throughput and activation memory against batch size (``StepProfile`` list)."""
     sizes = [p.batch_size for p in profiles]
@@ -150,6 +186,7 @@ def plot_batch_profile(profiles: Sequence[Any]) -> Figure:
     return fig
 
 
+@_themed
 def plot_gradient_noise(noise: dict[int, float]) -> Figure:
     """Measured gradient variance against batch size, with the 1/b line through the first point."""
     sizes, values = list(noise), list(noise.values())
@@ -170,6 +207,7 @@ def plot_gradient_noise(noise: dict[int, float]) -> Figure:
     return fig
 
 
+@_themed
 def plot_confusion_matrix(cm: torch.Tensor, class_names: Sequence[str]) -> Figure:
     """The confusion matrix as an image, rows normalised: each row shows where a class went."""
     counts = cm.double()
@@ -194,6 +232,7 @@ def _cells(matrix: torch.Tensor):
             yield (i, j), float(matrix[i, j])
 
 
+@_themed
 def plot_curves(
     curves: Mapping[str, Sequence[float]], ylabel: str = "loss", xlabel: str = "epoch"
 ) -> Figure:
@@ -204,6 +243,7 @@ def plot_curves(
         ax.plot(range(1, len(values) + 1), values, marker="o", color=colour, label=name)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
