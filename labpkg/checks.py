@@ -7,7 +7,28 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-__all__ = ["check_trainer_args", "check_fit_args"]
+__all__ = ["check_class_target", "check_labels", "check_trainer_args", "check_fit_args"]
+
+
+def check_class_target(target: torch.Tensor) -> None:
+    """A class-id target: integers (not floats or bools), shaped (N, H, W), not (N, 1, H, W)."""
+    if target.is_floating_point() or target.dtype == torch.bool:
+        raise TypeError(f"target must hold integer class ids (int64), got dtype {target.dtype}")
+    if target.ndim == 4 and target.shape[1] == 1:
+        raise ValueError("target of shape (N, 1, H, W): squeeze it to (N, H, W) (mask[:, 0])")
+
+
+def check_labels(target: torch.Tensor, num_classes: int, ignore_index: int | None) -> None:
+    """Raise if a label is outside [0, C) and is not ``ignore_index`` (one reduction, one read)."""
+    if target.numel() == 0:
+        return
+    valid = target if ignore_index is None else torch.where(target == ignore_index, 0, target)
+    low, high = torch.aminmax(valid)
+    if bool((low < 0) | (high >= num_classes)):  # one host read for both bounds
+        raise ValueError(
+            f"target holds labels outside [0, {num_classes}) (min {int(low)}, max {int(high)}); "
+            "fix num_classes, or pass ignore_index for 'void' pixels such as 255"
+        )
 
 
 def check_trainer_args(model, optimizer, loss, grad_clip_norm, accumulate_grad_batches) -> None:

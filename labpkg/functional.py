@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from labpkg.checks import check_class_target, check_labels
+
 __all__ = ["cross_entropy", "overlap_loss", "LOSS_MODES"]
 
 LOSS_MODES = ("multiclass", "binary", "multilabel")
@@ -60,12 +62,7 @@ def cross_entropy(
 
 
 def _check_multiclass(logits: torch.Tensor, target: torch.Tensor, ignore_index) -> None:
-    if target.is_floating_point():
-        raise TypeError(
-            f"target must hold int64 class ids for multiclass losses, got dtype {target.dtype}"
-        )
-    if target.ndim == 4 and target.shape[1] == 1:
-        raise ValueError("target of shape (N, 1, H, W): squeeze it to (N, H, W) (mask[:, 0])")
+    check_class_target(target)
     if logits.ndim != target.ndim + 1:
         raise ValueError(
             f"logits {tuple(logits.shape)} must be (N, C, H, W) for a target (N, H, W), "
@@ -76,14 +73,7 @@ def _check_multiclass(logits: torch.Tensor, target: torch.Tensor, ignore_index) 
             f"logits {tuple(logits.shape)} and target {tuple(target.shape)} differ in batch or "
             "spatial size; resize the masks with mode='nearest' or fix the model's output size"
         )
-    valid = target if ignore_index is None else target[target != ignore_index]
-    if valid.numel():
-        low, high = torch.aminmax(valid)
-        if low < 0 or high >= logits.shape[1]:
-            raise ValueError(
-                f"target holds labels outside [0, {logits.shape[1]}) (min {int(low)}, "
-                f"max {int(high)}); fix the number of classes or pass ignore_index"
-            )
+    check_labels(target, logits.shape[1], ignore_index)
 
 
 def overlap_loss(

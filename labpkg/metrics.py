@@ -15,6 +15,8 @@ from collections.abc import Callable
 
 import torch
 
+from labpkg.checks import check_class_target, check_labels
+
 __all__ = [
     "HIGHER_IS_BETTER",
     "confusion_matrix",
@@ -64,7 +66,7 @@ def confusion_matrix(
     """
     labels, target = _to_labels(preds, target, num_classes, mode, threshold)
     c = num_classes
-    _check_labels(target, c, ignore_index)
+    check_labels(target, c, ignore_index)
     index = target * c + labels  # (N, H, W): one bin per (true, predicted) pair
     if ignore_index is not None:
         # ignored pixels go to an extra bin that is dropped: no boolean indexing, no host sync
@@ -78,10 +80,10 @@ def _to_labels(preds, target, num_classes, mode, threshold):
         raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
     if num_classes < 2:
         raise ValueError(f"num_classes must be >= 2, got {num_classes}")
-    if target.is_floating_point() or target.dtype == torch.bool:
+    if mode == "multiclass":
+        check_class_target(target)
+    elif target.is_floating_point():
         raise TypeError(f"target must hold integer class ids (int64), got dtype {target.dtype}")
-    if target.ndim == 4 and target.shape[1] == 1 and mode == "multiclass":
-        raise ValueError("target of shape (N, 1, H, W): squeeze the channel to (N, H, W)")
     if mode == "binary":
         if num_classes != 2:
             raise ValueError(f"binary mode has num_classes=2, got {num_classes}")
@@ -106,19 +108,6 @@ def _to_labels(preds, target, num_classes, mode, threshold):
 
 def _squeeze_channel(x: torch.Tensor) -> torch.Tensor:
     return x[:, 0] if x.ndim == 4 and x.shape[1] == 1 else x
-
-
-def _check_labels(target: torch.Tensor, num_classes: int, ignore_index: int | None) -> None:
-    """Raise if a label is outside [0, C) and is not ``ignore_index`` (one reduction)."""
-    if target.numel() == 0:
-        return
-    valid = target if ignore_index is None else torch.where(target == ignore_index, 0, target)
-    low, high = torch.aminmax(valid)
-    if bool((low < 0) | (high >= num_classes)):  # one host read for both bounds
-        raise ValueError(
-            f"target holds labels outside [0, {num_classes}) (min {int(low)}, max {int(high)}); "
-            "fix num_classes, or pass ignore_index for 'void' pixels such as 255"
-        )
 
 
 def iou_from_confusion(cm: torch.Tensor) -> torch.Tensor:
