@@ -18,7 +18,9 @@ def check_class_target(target: torch.Tensor) -> None:
         raise ValueError("target of shape (N, 1, H, W): squeeze it to (N, H, W) (mask[:, 0])")
 
 
-def check_labels(target: torch.Tensor, num_classes: int, ignore_index: int | None) -> None:
+def check_labels(
+    target: torch.Tensor, num_classes: int, ignore_index: int | None, name: str = "target"
+) -> None:
     """Raise if a label is outside [0, C) and is not ``ignore_index`` (one reduction, one read)."""
     if target.numel() == 0:
         return
@@ -26,7 +28,7 @@ def check_labels(target: torch.Tensor, num_classes: int, ignore_index: int | Non
     low, high = torch.aminmax(valid)
     if bool((low < 0) | (high >= num_classes)):  # one host read for both bounds
         raise ValueError(
-            f"target holds labels outside [0, {num_classes}) (min {int(low)}, max {int(high)}); "
+            f"{name} holds labels outside [0, {num_classes}) (min {int(low)}, max {int(high)}); "
             "fix num_classes, or pass ignore_index for 'void' pixels such as 255"
         )
 

@@ -66,13 +66,27 @@ def confusion_matrix(
     """
     labels, target = _to_labels(preds, target, num_classes, mode, threshold)
     c = num_classes
-    check_labels(target, c, ignore_index)
     index = target * c + labels  # (N, H, W): one bin per (true, predicted) pair
-    if ignore_index is not None:
-        # ignored pixels go to an extra bin that is dropped: no boolean indexing, no host sync
-        index = torch.where(target == ignore_index, c * c, index)
+    if ignore_index is None:
+        # labels are checked for free: a label >= C makes an index >= C², so the bincount
+        # comes out longer than C²; a negative label makes a negative index, which it refuses
+        counts = _bincount_or_explain(index, c * c, target, c)
+        if counts.numel() > c * c:
+            check_labels(target, c, None)  # raises, naming the bad labels
+        return counts.reshape(c, c)
+    check_labels(target, c, ignore_index)  # an ignored value must not hide a bad label
+    # ignored pixels go to an extra bin that is dropped: no boolean indexing, no host sync
+    index = torch.where(target == ignore_index, c * c, index)
     counts = torch.bincount(index.reshape(-1), minlength=c * c + 1)
     return counts[: c * c].reshape(c, c)
+
+
+def _bincount_or_explain(index, length, target, num_classes) -> torch.Tensor:
+    try:
+        return torch.bincount(index.reshape(-1), minlength=length)
+    except RuntimeError:  # negative labels: let check_labels say which
+        check_labels(target, num_classes, None)
+        raise
 
 
 def _to_labels(preds, target, num_classes, mode, threshold):
@@ -99,6 +113,8 @@ def _to_labels(preds, target, num_classes, mode, threshold):
         if preds.is_floating_point():
             raise TypeError("label preds must be integers; pass (N, C, H, W) scores to argmax")
         labels = preds.long()
+        # a predicted label >= C would land in another class's bin: check it (one pass)
+        check_labels(labels, num_classes, None, name="preds")
     if labels.shape != target.shape:
         raise ValueError(
             f"preds and target differ in shape: {tuple(labels.shape)} vs {tuple(target.shape)}"

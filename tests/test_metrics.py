@@ -123,6 +123,9 @@ def test_include_background_false_averages_foreground_only():
         (t([[0, 1]]), t([[0, 3]]), {}, ValueError, "outside"),
         (t([[0, 1]]), t([[0, 1, 1]]), {}, ValueError, "differ in shape"),
         (t([[0, 1]]), t([[0, 1]]), {"num_classes": 1}, ValueError, "num_classes"),
+        (t([[0, 3]]), t([[0, 0]]), {}, ValueError, "preds holds labels outside"),
+        (t([[0, 0]]), t([[0, 3]]), {}, ValueError, "target holds labels outside"),
+        (t([[0, 0]]), t([[0, -1]]), {}, ValueError, "target holds labels outside"),
         (torch.zeros(1, 2, 1, 2), t([[0, 1]]), {}, ValueError, "channels"),
     ],
 )
