@@ -137,3 +137,17 @@ def test_unwritable_checkpoint_folder_fails_before_training(tmp_path):
             loader(tiny_data(8)), callbacks=[ModelCheckpoint(str(blocker / "c.pt"))], verbose=0
         )
     assert trainer.state.global_step == 0
+
+
+def test_a_resumed_run_returns_a_history_of_the_epochs_it_trained(tmp_path):
+    ckpt = ModelCheckpoint(str(tmp_path / "last.pt"))
+    first = tiny_trainer().fit(loader(tiny_data(8)), epochs=2, callbacks=[ckpt], verbose=0)
+    ckpt = ModelCheckpoint(str(tmp_path / "last.pt"))
+    rest = tiny_trainer().fit(
+        loader(tiny_data(8)),
+        epochs=4,
+        callbacks=[ckpt],
+        verbose=0,
+        resume_from=tmp_path / "last.pt",
+    )
+    assert first.epoch == [0, 1] and rest.epoch == [2, 3]

@@ -18,6 +18,9 @@ class History(Callback):
         history (dict): ``{key: [value per epoch]}`` (NaN where an epoch lacked the key, e.g. a
             validation metric on an epoch without validation).
 
+    A run resumed from a checkpoint starts a new History holding the epochs it trains (as Keras
+    does with ``initial_epoch``); the earlier epochs are in the interrupted run's History.
+
     Example:
         >>> h = History()
         >>> h.on_epoch_end(0, {"loss": 0.9}); h.on_epoch_end(1, {"loss": 0.5})
@@ -66,10 +69,3 @@ class History(Callback):
         from labpkg import viz  # matplotlib loads only when a plot is asked for
 
         return viz.plot_history(self, keys)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"epoch": list(self.epoch), "history": {k: list(v) for k, v in self.history.items()}}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.epoch = list(state["epoch"])
-        self.history = {k: list(v) for k, v in state["history"].items()}
