@@ -90,10 +90,7 @@ def _bincount_or_explain(index, length, target, num_classes) -> torch.Tensor:
 
 
 def _to_labels(preds, target, num_classes, mode, threshold):
-    if mode not in _MODES:
-        raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
-    if num_classes < 2:
-        raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+    _check_mode(mode, num_classes)
     if mode == "multiclass":
         check_class_target(target)
     elif target.is_floating_point():
@@ -120,6 +117,13 @@ def _to_labels(preds, target, num_classes, mode, threshold):
             f"preds and target differ in shape: {tuple(labels.shape)} vs {tuple(target.shape)}"
         )
     return labels, target.long()
+
+
+def _check_mode(mode: str, num_classes: int) -> None:
+    if mode not in _MODES:
+        raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be >= 2, got {num_classes}")
 
 
 def _squeeze_channel(x: torch.Tensor) -> torch.Tensor:
@@ -191,10 +195,7 @@ class ConfusionMetric:
         per_class: bool = False,
         threshold: float = 0.5,
     ) -> None:
-        if mode not in _MODES:
-            raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
-        if num_classes < 2:
-            raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+        _check_mode(mode, num_classes)
         self.num_classes, self.mode, self.ignore_index = num_classes, mode, ignore_index
         self.include_background, self.per_class, self.threshold = (
             include_background,

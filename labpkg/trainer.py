@@ -169,7 +169,7 @@ class Trainer:
             metric.reset()
         self.optimizer.zero_grad(set_to_none=True)  # accumulation never leaks across epochs
         loss_sum = torch.zeros((), device=self.device)  # summed on device: no sync per batch
-        count = torch.zeros((), device=self.device)
+        count = 0  # samples: known on the host, no device work
         batches = itertools.islice(self.train_loader, self.state.epoch_length)
         for batch, (inputs, target) in enumerate(batches):
             self.state.batch = batch
@@ -251,7 +251,7 @@ class Trainer:
         self.model.eval()  # BatchNorm uses its running statistics
         metrics = self._eval_metrics()
         loss_sum = torch.zeros((), device=self.device)
-        count = torch.zeros((), device=self.device)
+        count = 0
         for batch, (inputs, target) in enumerate(itertools.islice(loader, max_batches)):
             if hooks:
                 self.callbacks.on_test_batch_begin(batch)
@@ -270,11 +270,12 @@ class Trainer:
             metric.reset()
         return self.val_metrics
 
-    def _epoch_logs(self, loss_sum, count, metrics) -> dict[str, float]:
+    def _epoch_logs(self, loss_sum, count: int, metrics) -> dict[str, float]:
         """Sum over processes, then divide: the one host sync of an epoch."""
-        totals = torch.stack([loss_sum, count])
+        totals = torch.stack([loss_sum.float(), torch.tensor(float(count), device=self.device)])
         distributed.all_reduce_sum(totals)
-        logs = {"loss": float(totals[0] / totals[1]) if totals[1] > 0 else math.nan}
+        total_loss, total_count = totals.tolist()  # the host sync
+        logs = {"loss": total_loss / total_count if total_count > 0 else math.nan}
         for metric in metrics:
             if distributed.is_distributed():
                 metric.sync(distributed.all_reduce_sum)

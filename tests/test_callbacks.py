@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 
 import pytest
 import torch
@@ -256,7 +257,7 @@ def test_resume_mid_patience_stops_at_the_same_epoch_as_a_straight_run(tmp_path)
         stop = EarlyStopping(patience=3)
         ckpt = ModelCheckpoint(str(tmp_path / "last.pt"))
         trainer = tiny_trainer()
-        with pytest.warns(UserWarning) if interrupt_at is not None else _nothing():
+        with pytest.warns(UserWarning) if interrupt_at is not None else nullcontext():
             trainer.fit(
                 loader(tiny_data(8)),
                 epochs=epochs,
@@ -271,14 +272,6 @@ def test_resume_mid_patience_stops_at_the_same_epoch_as_a_straight_run(tmp_path)
     run(7, interrupt_at=3)  # the checkpoint of epoch 2 holds wait=1
     resumed = run(7, resume=tmp_path / "last.pt")
     assert resumed.stopped_epoch == 4 and resumed.best == 0.5
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def test_live_plot_is_silent_in_a_terminal(capsys):
