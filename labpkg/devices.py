@@ -11,7 +11,15 @@ from collections.abc import Callable
 
 import torch
 
-__all__ = ["pick_device", "describe_device", "amp_dtype_for", "time_call"]
+__all__ = [
+    "pick_device",
+    "describe_device",
+    "precision_note",
+    "amp_settings",
+    "amp_dtype_for",
+    "cuda_bf16_is_native",
+    "time_call",
+]
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:
@@ -50,33 +58,92 @@ def _mps_available() -> bool:
 
 
 def describe_device(device: torch.device) -> str:
-    """One line a reader can check against what they expected (GPU name, CPU threads).
+    """One line a reader can check: the device, and the mixed precision ``amp=True`` would use.
 
     Example:
         >>> describe_device(torch.device("cpu")).startswith("cpu")
         True
     """
+    amp = precision_note(device)
     if device.type == "cuda":
         index = device.index if device.index is not None else torch.cuda.current_device()
         props = torch.cuda.get_device_properties(index)
         gib = props.total_memory / 2**30
-        return f"cuda:{index} ({props.name}, {gib:.1f} GiB)"
+        return (
+            f"cuda:{index} ({props.name}, {gib:.1f} GiB, compute capability "
+            f"{props.major}.{props.minor}; amp: {amp})"
+        )
     if device.type == "mps":
-        return "mps (Apple GPU)"
-    return f"cpu ({torch.get_num_threads()} threads)"
+        return f"mps (Apple GPU; amp: {amp})"
+    return f"cpu ({torch.get_num_threads()} threads; amp: {amp})"
+
+
+def precision_note(device: torch.device) -> str:
+    """``"bfloat16"`` or ``"float16 + GradScaler"``: what ``amp=True`` uses on ``device``.
+
+    Example:
+        >>> precision_note(torch.device("cpu"))
+        'bfloat16'
+    """
+    dtype, scaler = amp_settings(device)
+    name = str(dtype).removeprefix("torch.")
+    return f"{name} + GradScaler" if scaler else name
+
+
+def cuda_bf16_is_native(device: torch.device) -> bool:
+    """True if the GPU computes bfloat16 in hardware (compute capability 8.0+, e.g. A100, L4).
+
+    ``torch.cuda.is_bf16_supported()`` also answers True on older GPUs such as Colab's free
+    T4 (compute capability 7.5), because by default it counts *emulated* bfloat16, which is
+    slow there; and it asks the current device, not ``device``. This asks ``device`` itself,
+    which is what ``is_bf16_supported(including_emulation=False)`` checks. ROCm GPUs count as
+    native (PyTorch treats every ROCm device as bfloat16-capable).
+    """
+    if torch.version.hip:
+        return True
+    major, _minor = torch.cuda.get_device_capability(device)
+    return major >= 8
+
+
+def amp_settings(
+    device: torch.device, amp_dtype: torch.dtype | None = None
+) -> tuple[torch.dtype, bool]:
+    """The autocast dtype for ``device`` and whether it needs a ``GradScaler``.
+
+    bfloat16 where the hardware has it natively (CPUs, CUDA compute capability 8.0+), else
+    float16 (T4 and other older GPUs, Apple GPUs). float16's range ends at 65504, so small
+    gradients underflow to 0 unless a ``GradScaler`` scales the loss up first; bfloat16 has
+    float32's range and needs no scaler.
+
+    Args:
+        device: where training runs.
+        amp_dtype: force a dtype (``torch.bfloat16`` or ``torch.float16``); None chooses.
+
+    Returns:
+        ``(dtype, needs_scaler)``.
+
+    Example:
+        >>> amp_settings(torch.device("cpu"))
+        (torch.bfloat16, False)
+        >>> amp_settings(torch.device("cpu"), torch.float16)
+        (torch.float16, True)
+    """
+    if amp_dtype is None:
+        amp_dtype = amp_dtype_for(device)
+    if amp_dtype not in (torch.bfloat16, torch.float16):
+        raise ValueError(f"amp_dtype must be torch.bfloat16 or torch.float16, got {amp_dtype}")
+    return amp_dtype, amp_dtype == torch.float16
 
 
 def amp_dtype_for(device: torch.device) -> torch.dtype:
-    """The autocast dtype to use on ``device``: bfloat16 where supported, else float16.
-
-    float16 needs a ``GradScaler`` (its range ends at 65504); bfloat16 does not.
+    """The autocast dtype to use on ``device``: bfloat16 where it is native, else float16.
 
     Example:
         >>> amp_dtype_for(torch.device("cpu"))
         torch.bfloat16
     """
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if cuda_bf16_is_native(device) else torch.float16
     if device.type == "mps":
         return torch.float16
     return torch.bfloat16

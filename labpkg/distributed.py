@@ -7,6 +7,7 @@ one update sees ``batch_size × W`` samples: the *global batch*.
 
 from __future__ import annotations
 
+import atexit
 import os
 
 import torch
@@ -15,6 +16,7 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 __all__ = [
     "init_from_env",
+    "local_device",
     "is_distributed",
     "rank",
     "world_size",
@@ -23,23 +25,56 @@ __all__ = [
 ]
 
 
-def init_from_env() -> torch.device | None:
+def init_from_env(verbose: bool = True) -> torch.device | None:
     """Join the process group that ``torchrun`` describes in the environment, if any.
 
-    ``torchrun --nproc_per_node=W`` starts W copies of the script with ``RANK``,
-    ``LOCAL_RANK`` and ``WORLD_SIZE`` set. Each copy calls this once: it initialises the group
-    (``nccl`` on GPUs, ``gloo`` on CPUs) and returns the device this process should use
-    (its own GPU), or None when not launched by torchrun.
+    ``torchrun --nproc_per_node=W script.py`` starts W copies of the script with ``RANK``,
+    ``LOCAL_RANK`` and ``WORLD_SIZE`` set. ``Trainer`` calls this when it is built, so a
+    reader's own script needs no extra line: the group is initialised (``nccl`` with GPU
+    ``cuda:LOCAL_RANK`` on CUDA machines, ``gloo`` on CPUs), rank 0 says so once, and the
+    group is destroyed when the process exits.
+
+    Args:
+        verbose: print one line on rank 0 when the group is joined (default True).
+
+    Returns:
+        The device this process should use, or None when not launched by torchrun (or when a
+        group already exists: whoever made it chose the devices).
     """
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or is_distributed():
         return None
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if torch.cuda.is_available():
-        torch.cuda.set_device(local_rank)
-        dist.init_process_group("nccl")
-        return torch.device("cuda", local_rank)
-    dist.init_process_group("gloo")
-    return torch.device("cpu")
+        torch.cuda.set_device(local_rank)  # one GPU per process, not W processes on GPU 0
+        backend, device = "nccl", torch.device("cuda", local_rank)
+    else:
+        backend, device = "gloo", torch.device("cpu")
+    dist.init_process_group(backend)
+    atexit.register(_destroy_group)
+    if verbose and rank() == 0:
+        print(
+            f"labpkg: started by torchrun: joined a process group of {world_size()} processes "
+            f"({backend}); each trains on its own 1/{world_size()} share of every epoch",
+            flush=True,
+        )
+    return device
+
+
+def _destroy_group() -> None:
+    if is_distributed():
+        dist.destroy_process_group()
+
+
+def local_device(device: torch.device) -> torch.device:
+    """Under data parallelism a bare ``cuda`` means this process's own GPU (``LOCAL_RANK``).
+
+    Example:
+        >>> local_device(torch.device("cpu"))
+        device(type='cpu')
+    """
+    if device.type != "cuda" or device.index is not None or not is_distributed():
+        return device
+    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", torch.cuda.current_device())))
 
 
 def is_distributed() -> bool:

@@ -23,7 +23,7 @@ from labpkg import checkpoint, checks, distributed
 from labpkg.callbacks.base import Callback, CallbackList
 from labpkg.callbacks.history import History
 from labpkg.callbacks.progress import ProgbarLogger
-from labpkg.devices import amp_dtype_for, pick_device
+from labpkg.devices import amp_settings, pick_device
 from labpkg.losses import get_loss
 from labpkg.state import TrainState
 
@@ -39,9 +39,11 @@ class Trainer:
         loss: ``loss(logits, target)`` returning a scalar, e.g. ``labpkg.DiceCELoss()``, or a
             name: ``"cross_entropy"``, ``"dice"``, ``"jaccard"``, ``"dice_ce"``.
         metrics: metric objects with ``update/results/reset`` (e.g. ``SegmentationMetrics``).
-        device: None picks cuda, then mps, then cpu.
+        device: None picks cuda, then mps, then cpu. Under ``torchrun`` the Trainer joins the
+            process group itself and each process uses its own GPU (``cuda:LOCAL_RANK``).
         amp: mixed precision (autocast) for forward and loss (default False).
-        amp_dtype: None picks bfloat16 where supported, else float16 (which adds a GradScaler).
+        amp_dtype: None picks bfloat16 where the hardware has it natively (CPUs, CUDA compute
+            capability 8.0+), else float16 (e.g. Colab's T4), which adds a GradScaler.
         grad_clip_norm: clip the gradient norm to this value before each update (default off).
         accumulate_grad_batches: mini-batches per optimizer update (default 1).
         channels_last: NHWC memory layout for the model and inputs (faster convolutions on
@@ -77,7 +79,11 @@ class Trainer:
         if isinstance(loss, str):
             loss = get_loss(loss)  # "cross_entropy", "dice", "jaccard" or "dice_ce"
         checks.check_trainer_args(model, optimizer, loss, grad_clip_norm, accumulate_grad_batches)
-        self.device = pick_device(device)
+        # a script started by torchrun joins its process group here, so W copies train as one
+        joined = distributed.init_from_env()
+        self.device = distributed.local_device(
+            joined if device is None and joined else pick_device(device)
+        )
         self.memory_format = torch.channels_last if channels_last else torch.preserve_format
         self.model = model.to(self.device, memory_format=self.memory_format)
         self.optimizer, self.loss_fn = optimizer, loss
@@ -85,11 +91,10 @@ class Trainer:
         # separate copies, so validation never mixes into the training epoch's numbers
         self.val_metrics = [copy.deepcopy(m) for m in self.metrics]
         self.amp = amp
-        self.amp_dtype = amp_dtype or amp_dtype_for(self.device)
-        # float16 overflows above 65504: the scaler multiplies the loss, then undoes it
-        self.scaler = torch.amp.GradScaler(
-            self.device.type, enabled=amp and self.amp_dtype == torch.float16
-        )
+        # bfloat16 where the hardware has it natively, else float16, which needs a GradScaler:
+        # its range ends at 65504, so the scaler multiplies the loss up, then undoes it
+        self.amp_dtype, needs_scaler = amp_settings(self.device, amp_dtype)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=amp and needs_scaler)
         self.grad_clip_norm = grad_clip_norm
         self.accumulate = accumulate_grad_batches
         self.check_finite_inputs = check_finite_inputs

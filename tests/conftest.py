@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import subprocess
 import sys
@@ -10,8 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
+from worktree import ROOT  # one definition of the project root
 
 
 @pytest.fixture(scope="session")
@@ -33,6 +34,20 @@ def toc_files() -> list[str]:
             files.append(chapter["file"])
             files.extend(section["file"] for section in chapter.get("sections", []))
     return files
+
+
+#: A code cell that draws: calls a labpkg.viz function, History.plot, or uses LivePlot.
+DRAWS = re.compile(r"\blabpkg\.viz\.(?!plt\b)\w+\(|\.plot\(|\bLivePlot\(")
+
+
+def drawing_cells(notebook: Path) -> list[int]:
+    """Indices of the code cells of ``notebook`` that draw a figure."""
+    cells = json.loads(notebook.read_text())["cells"]
+    return [
+        i
+        for i, cell in enumerate(cells)
+        if cell["cell_type"] == "code" and DRAWS.search("".join(cell["source"]))
+    ]
 
 
 @dataclass

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 
-from conftest import toc_files
+import pytest
+from conftest import ROOT, drawing_cells, toc_files
 
 
 def test_clean_build_has_no_warnings(built_site):
@@ -45,3 +47,18 @@ def test_api_reference_is_generated_from_docstrings(built_site):
     page = (built_site.html / "book" / "api.html").read_text()
     assert "pick_device" in page
     assert "cuda, then mps, then cpu" in page
+
+
+LESSONS = sorted((ROOT / "lessons").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("notebook", LESSONS, ids=lambda p: p.name)
+def test_every_drawing_cell_has_its_figure_in_the_executed_notebook(built_site, notebook):
+    executed = built_site.html.parent / "jupyter_execute" / "lessons" / notebook.name
+    cells = json.loads(executed.read_text())["cells"]
+    missing = [
+        i
+        for i in drawing_cells(notebook)
+        if not any("image/png" in out.get("data", {}) for out in cells[i].get("outputs", []))
+    ]
+    assert missing == [], f"drawing cells without a figure: {missing}"

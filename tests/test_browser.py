@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-from conftest import toc_files
+from conftest import ROOT, drawing_cells, toc_files
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -66,8 +66,10 @@ def browser():
 class PageVisit:
     """One page load with every request and console message recorded."""
 
-    def __init__(self, browser, url: str):
-        self.context = browser.new_context()
+    def __init__(self, browser, url: str, theme: str | None = None):
+        self.context = browser.new_context(viewport=VIEWPORT)
+        if theme is not None:  # the site's light/dark switch stores its choice here
+            self.context.add_init_script(f"localStorage.setItem('mode', '{theme}')")
         self.page = self.context.new_page()
         self.requests: list[str] = []
         self.errors: list[str] = []
@@ -96,6 +98,8 @@ def _is_local(url: str) -> bool:
 
 
 PAGES = toc_files()
+LESSONS = [e for e in PAGES if e.startswith("lessons/")]
+VIEWPORT = {"width": 1280, "height": 800}  # a common laptop screen
 
 
 @pytest.mark.parametrize("entry", PAGES)
@@ -119,7 +123,7 @@ def test_page_loads_offline_with_title_images_and_no_errors(browser, site_url, e
         visit.close()
 
 
-@pytest.mark.parametrize("entry", [e for e in PAGES if e.startswith("lessons/")])
+@pytest.mark.parametrize("entry", LESSONS)
 def test_colab_button_points_at_this_notebook(browser, site_url, book_config, entry):
     repo = book_config["repository"]
     expected = (
@@ -209,3 +213,84 @@ def test_batch_explorer_updates_its_counts_without_a_kernel(browser, site_url):
         assert visit.errors == []
     finally:
         visit.close()
+
+
+# --------------------------------------------------------------------------------- figures
+FIGURES = "div.cell_output img[src*='_images/']"
+TEN_POINT_PX = 10 * 96 / 72  # CSS pixels
+
+
+def _figures(page) -> list[dict]:
+    page.wait_for_load_state("networkidle")
+    return page.eval_on_selector_all(
+        FIGURES,
+        """els => els.map(e => {
+            const s = getComputedStyle(e);
+            const pad = parseFloat(s.paddingLeft) + parseFloat(s.paddingRight);
+            return {src: e.getAttribute('src'), width: e.clientWidth - pad,
+                    natural: e.naturalWidth, padding: parseFloat(s.paddingLeft)};
+        })""",
+    )
+
+
+@pytest.mark.parametrize("entry", LESSONS)
+def test_every_drawing_cell_has_its_figure_on_the_page_at_a_readable_size(
+    browser, site_url, built_site, entry
+):
+    from PIL import Image
+
+    import labpkg.viz
+
+    expected = len(drawing_cells(ROOT / f"{entry}.ipynb"))
+    visit = PageVisit(browser, f"{site_url}/{entry}.html")
+    try:
+        figures = _figures(visit.page)
+        assert len(figures) == expected, f"{len(figures)} figures for {expected} drawing cells"
+        for fig in figures:
+            dpi = Image.open(built_site.html / "_images" / fig["src"].split("/")[-1]).info["dpi"][0]
+            scale = fig["width"] / fig["natural"]  # CSS px per image px
+            smallest = labpkg.viz.MIN_FONT_PT * dpi / 72 * scale
+            assert smallest >= TEN_POINT_PX, f"{fig['src']}: text {smallest:.1f} px as rendered"
+    finally:
+        visit.close()
+
+
+def _luminance(rgb):
+    """WCAG relative luminance of an (..., 3) array of 0-255 sRGB values."""
+    import numpy as np
+
+    c = np.asarray(rgb, dtype=float) / 255
+    linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    return linear @ [0.2126, 0.7152, 0.0722]
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_figures_keep_light_paper_and_dark_ink_in_both_themes(browser, site_url, theme):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    checked = 0
+    for entry in LESSONS:
+        visit = PageVisit(browser, f"{site_url}/{entry}.html", theme=theme)
+        try:
+            assert visit.page.evaluate("document.documentElement.dataset.theme") == theme
+            for i, fig in enumerate(_figures(visit.page)):
+                shot = visit.page.locator(FIGURES).nth(i).screenshot()
+                image = Image.open(io.BytesIO(shot)).convert("RGB")
+                pad = round(fig["padding"])  # the dark theme frames images with a padding
+                w, h = image.size
+                content = image.crop((pad, pad, w - pad, h - pad))
+                lum = _luminance(content)  # (H, W)
+                paper = float(np.median(np.concatenate([lum[1], lum[-2]])))  # the margins
+                ink = float(lum.min())
+                where = f"{entry} figure {i + 1} ({theme})"
+                assert paper > 0.5, f"{where}: paper luminance {paper:.2f}"
+                assert (paper + 0.05) / (ink + 0.05) >= 7, (
+                    f"{where}: paper {paper:.2f} ink {ink:.3f}"
+                )
+                checked += 1
+        finally:
+            visit.close()
+    assert checked > 0

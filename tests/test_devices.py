@@ -1,0 +1,87 @@
+"""Device choice and mixed precision by hardware, with the CUDA queries mocked on this CPU."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+import labpkg
+from labpkg.devices import amp_settings, describe_device
+
+
+def _fake_gpu(monkeypatch, major: int, minor: int, name: str) -> None:
+    """Pretend one CUDA device of this compute capability is present."""
+    props = SimpleNamespace(name=name, major=major, minor=minor, total_memory=15 * 2**30)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device=None: props)
+    monkeypatch.setattr(torch.version, "hip", None)
+
+
+def test_t4_gets_float16_with_a_grad_scaler(monkeypatch):
+    # a T4 (sm_75) only emulates bfloat16: torch.cuda.is_bf16_supported() says True by default
+    _fake_gpu(monkeypatch, 7, 5, "Tesla T4")
+    assert amp_settings(torch.device("cuda")) == (torch.float16, True)
+    assert "float16 + GradScaler" in describe_device(torch.device("cuda"))
+    assert "Tesla T4" in describe_device(torch.device("cuda"))
+
+
+def test_ampere_gets_bfloat16_without_a_scaler(monkeypatch):
+    _fake_gpu(monkeypatch, 8, 0, "NVIDIA A100")
+    assert amp_settings(torch.device("cuda")) == (torch.bfloat16, False)
+    assert describe_device(torch.device("cuda")).endswith("amp: bfloat16)")
+
+
+def test_apple_gpu_gets_float16_and_cpu_bfloat16():
+    assert amp_settings(torch.device("mps")) == (torch.float16, True)
+    assert amp_settings(torch.device("cpu")) == (torch.bfloat16, False)
+    assert labpkg.amp_dtype_for(torch.device("cpu")) is torch.bfloat16
+
+
+def test_a_forced_dtype_decides_the_scaler_and_others_are_refused():
+    assert amp_settings(torch.device("cpu"), torch.float16) == (torch.float16, True)
+    with pytest.raises(ValueError, match="amp_dtype"):
+        amp_settings(torch.device("cpu"), torch.float32)
+
+
+@pytest.mark.parametrize("dtype", [None, torch.float16, torch.bfloat16])
+def test_trainer_enables_its_scaler_exactly_for_float16(dtype):
+    model = labpkg.UNet(labpkg.UNetConfig(base_width=4, depth=2))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    trainer = labpkg.Trainer(model, opt, "cross_entropy", device="cpu", amp=True, amp_dtype=dtype)
+    assert trainer.scaler.is_enabled() == (trainer.amp_dtype == torch.float16)
+
+
+def test_describe_device_names_the_cpu_threads_and_precision():
+    text = describe_device(torch.device("cpu"))
+    assert text == f"cpu ({torch.get_num_threads()} threads; amp: bfloat16)"
+
+
+def test_pick_device_prefers_what_is_asked():
+    assert labpkg.pick_device("cpu") == torch.device("cpu")
+
+
+def test_pick_device_default_prefers_cuda_then_mps_then_cpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert labpkg.pick_device() == torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert labpkg.pick_device() == torch.device("mps")
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert labpkg.pick_device() == torch.device("cpu")
+
+
+def test_asking_for_missing_cuda_names_the_argument(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="device='cuda'.*not available"):
+        labpkg.pick_device("cuda")
+
+
+def test_time_call_returns_the_median_and_rejects_zero_repeats():
+    calls = []
+    assert labpkg.time_call(lambda: calls.append(1), torch.device("cpu"), repeats=3) >= 0
+    assert len(calls) == 4  # one warm-up + three timed
+    with pytest.raises(ValueError, match="repeats"):
+        labpkg.time_call(lambda: None, torch.device("cpu"), repeats=0)

@@ -1,0 +1,132 @@
+"""Figures: every one shows in a kernel, and every one is readable on the page.
+
+The page tests (tests/test_browser.py) check figures as the browser renders them; these check
+what the figures are drawn with: text size, ink contrast, width, and legends off the data.
+"""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+import matplotlib.pyplot as plt
+import nbformat
+import pytest
+import torch
+from matplotlib.legend import Legend
+from matplotlib.text import Text
+from nbclient import NotebookClient
+from PIL import Image
+
+import labpkg
+from labpkg import viz
+from labpkg.callbacks import History
+from labpkg.profiling import StepProfile
+
+
+def _history() -> History:
+    history = History()
+    for epoch in range(6):
+        history.on_epoch_end(
+            epoch,
+            {"loss": 1 / (epoch + 1), "val_loss": 1.1 / (epoch + 1), "mean_iou": epoch / 6,
+             "val_mean_iou": epoch / 7, "learning_rate": 0.1},
+        )  # fmt: skip
+    return history
+
+
+def _samples():
+    images, masks = labpkg.make_shapes(8, labpkg.ShapesConfig(size=32))
+    profiles = [StepProfile(b, 10.0 * b**0.5, 100.0 * b**0.5, 1.0 + b, None) for b in (1, 4, 16)]
+    cm = torch.tensor([[50, 2, 3, 1], [4, 30, 2, 0], [1, 2, 20, 3], [0, 1, 2, 9]])
+    return {
+        "plot_history": lambda: viz.plot_history(_history()),
+        "show_batch": lambda: viz.show_batch(images, masks, {"epoch 1": masks, "epoch 5": masks}),
+        "plot_class_frequencies": lambda: viz.plot_class_frequencies(masks, labpkg.CLASS_NAMES),
+        "plot_batch_profile": lambda: viz.plot_batch_profile(profiles),
+        "plot_gradient_noise": lambda: viz.plot_gradient_noise({1: 1.0, 4: 0.3, 16: 0.07}),
+        "plot_confusion_matrix": lambda: viz.plot_confusion_matrix(cm, labpkg.CLASS_NAMES),
+        "plot_curves": lambda: viz.plot_curves({"SGD": [1, 0.7, 0.6], "Adam": [1, 0.5, 0.2]}),
+    }
+
+
+SAMPLES = _samples()
+
+
+def test_every_drawing_function_has_a_sample_here():
+    drawing = {n for n in viz.__all__ if n.startswith(("plot_", "show_"))}
+    assert drawing == set(SAMPLES)
+
+
+@pytest.fixture(params=sorted(SAMPLES))
+def figure(request):
+    matplotlib.use("Agg")
+    fig = SAMPLES[request.param]()
+    fig.canvas.draw()  # lay out, so extents are final
+    yield fig
+    plt.close(fig)
+
+
+def _texts(fig) -> list[Text]:
+    return [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
+
+
+def test_every_text_is_at_least_the_minimum_size(figure):
+    small = [(t.get_text(), t.get_fontsize()) for t in _texts(figure)]
+    assert [s for s in small if s[1] < viz.MIN_FONT_PT] == []
+
+
+def test_text_is_dark_ink_on_an_opaque_light_figure(figure):
+    paper = figure.get_facecolor()
+    assert paper[3] == 1.0, "a transparent figure takes the page's colour, light or dark"
+    for text in _texts(figure):
+        if text.axes is not None and text.axes.images:  # drawn on an image: its own contrast
+            continue
+        assert viz.contrast_ratio(text.get_color(), paper) >= 7, text.get_text()
+
+
+def test_text_on_confusion_matrix_cells_contrasts_with_the_cell():
+    cm = torch.tensor([[49, 51], [100, 0]])  # row shares .49/.51 and 1/0: mid and dark blues
+    fig = viz.plot_confusion_matrix(cm, ["a", "b"])
+    ax = fig.axes[0]
+    cmap, grid = ax.images[0].get_cmap(), ax.images[0].get_array()
+    cells = [t for t in ax.texts]
+    assert len(cells) == 4
+    for text in cells:
+        x, y = text.get_position()
+        background = cmap(float(grid[int(y), int(x)]))
+        assert viz.contrast_ratio(text.get_color(), background) >= 4.5, text.get_text()
+    plt.close(fig)
+
+
+def test_figure_fits_the_page_column(figure):
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", bbox_inches="tight")  # as the inline backend does
+    width = Image.open(buffer).size[0]
+    assert width <= (viz.MAX_WIDTH_IN + 0.25) * viz.DPI
+
+
+def test_legends_sit_outside_every_axes_so_they_cover_no_data(figure):
+    renderer = figure.canvas.get_renderer()
+    for legend in figure.findobj(Legend):
+        box = legend.get_window_extent(renderer)
+        for ax in figure.axes:
+            assert not box.overlaps(ax.get_window_extent(renderer)), legend.get_texts()
+
+
+KERNEL_CELLS = [
+    "import labpkg\nimages, masks = labpkg.make_shapes(4, labpkg.ShapesConfig(size=16))",
+    "labpkg.viz.show_batch(images, masks);",
+    "labpkg.viz.show_batch(images, masks);",
+    "labpkg.viz.plot_curves({'loss': [1.0, 0.5]});",
+    "import matplotlib.pyplot as plt\nplt.plot([1, 2]);",
+]
+
+
+def test_every_drawing_cell_shows_its_figure_in_a_jupyter_kernel():
+    # In a kernel the first figure activates the inline backend; a theme context around it
+    # once switched display off again, and every later figure of the kernel went missing.
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in KERNEL_CELLS])
+    NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    shown = [any("image/png" in o.get("data", {}) for o in c.outputs) for c in nb.cells]
+    assert shown == [False, True, True, True, True]
