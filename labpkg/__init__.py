@@ -5,8 +5,9 @@ One import line gives a chapter everything it needs::
     import labpkg
     device = labpkg.pick_device()
 
-``labpkg.viz`` (matplotlib) and ``labpkg.widgets`` (ipywidgets) load on first use, so
-``import labpkg`` stays cheap and works in a plain terminal.
+``labpkg.viz`` (matplotlib), ``labpkg.widgets`` (IPython), ``labpkg.exercises`` and
+``labpkg.profiling`` load on first use, so ``import labpkg`` stays cheap and works in a plain
+terminal.
 """
 
 from __future__ import annotations
@@ -29,12 +30,14 @@ from labpkg.callbacks import (
 )
 from labpkg.checkpoint import load_checkpoint, save_checkpoint
 from labpkg.counting import (
+    batches_per_epoch,
     effective_batch_size,
-    iterations_per_epoch,
     samples_per_rank,
-    total_iterations,
+    total_updates,
     updates_per_epoch,
 )
+from labpkg.counting import iterations_per_epoch as iterations_per_epoch  # deprecated: warns
+from labpkg.counting import total_iterations as total_iterations  # deprecated: warns
 from labpkg.data import (
     CLASS_NAMES,
     ShapesConfig,
@@ -43,7 +46,8 @@ from labpkg.data import (
     make_shapes,
     train_val_split,
 )
-from labpkg.devices import amp_dtype_for, describe_device, pick_device, time_call
+from labpkg.devices import amp_dtype_for, amp_settings, describe_device, pick_device, time_call
+from labpkg.distributed import init_from_env
 from labpkg.losses import (
     CombinedLoss,
     CrossEntropyLoss,
@@ -52,13 +56,29 @@ from labpkg.losses import (
     JaccardLoss,
     get_loss,
 )
-from labpkg.metrics import DiceCoefficient, MeanIoU, PixelAccuracy, SegmentationMetrics
+from labpkg.metrics import (
+    DiceCoefficient,
+    MeanIoU,
+    Metric,
+    PixelAccuracy,
+    SegmentationMetrics,
+    confusion_matrix,
+    dice_from_confusion,
+    iou_from_confusion,
+    pixel_accuracy_from_confusion,
+)
 from labpkg.models import UNet, UNetConfig, count_parameters
+from labpkg.notebook import show_image, show_source
 from labpkg.optim import get_optimizer
+from labpkg.pets import OxfordPetSegmentation
+from labpkg.recipes import Recipe, train_recipe
 from labpkg.trainer import Trainer, TrainState
 
 __version__ = "0.1.0"
 
+# What a chapter uses, so ``import labpkg`` is its one import line. The figure, widget,
+# exercise and profiling modules are attributes that load on first use (matplotlib, IPython),
+# and stay out of ``from labpkg import *``.
 __all__ = [
     "__version__",
     "CLASS_NAMES",
@@ -76,9 +96,12 @@ __all__ = [
     "LearningRateScheduler",
     "LivePlot",
     "MeanIoU",
+    "Metric",
     "ModelCheckpoint",
+    "OxfordPetSegmentation",
     "PixelAccuracy",
     "ProgbarLogger",
+    "Recipe",
     "ReduceLROnPlateau",
     "SegmentationMetrics",
     "ShapesConfig",
@@ -89,26 +112,31 @@ __all__ = [
     "UNet",
     "UNetConfig",
     "amp_dtype_for",
+    "amp_settings",
+    "batches_per_epoch",
+    "confusion_matrix",
     "count_parameters",
     "describe_device",
+    "dice_from_confusion",
     "effective_batch_size",
     "get_loss",
     "get_optimizer",
-    "iterations_per_epoch",
+    "init_from_env",
+    "iou_from_confusion",
     "load_checkpoint",
     "make_loaders",
     "make_shapes",
     "pick_device",
+    "pixel_accuracy_from_confusion",
     "samples_per_rank",
     "save_checkpoint",
+    "show_image",
+    "show_source",
     "time_call",
-    "total_iterations",
+    "total_updates",
+    "train_recipe",
     "train_val_split",
     "updates_per_epoch",
-    "viz",
-    "widgets",
-    "exercises",
-    "profiling",
 ]
 
 _LAZY_MODULES = {"viz", "widgets", "exercises", "profiling"}

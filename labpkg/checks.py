@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = ["check_class_target", "check_labels", "check_trainer_args", "check_fit_args"]
+__all__ = [
+    "check_class_target",
+    "check_labels",
+    "check_trainer_args",
+    "check_fit_args",
+    "FirstBatchChecks",
+]
+
+METRIC_METHODS = ("reset", "update", "results", "sync")
 
 
 def check_class_target(target: torch.Tensor) -> None:
@@ -33,7 +42,9 @@ def check_labels(
         )
 
 
-def check_trainer_args(model, optimizer, loss, grad_clip_norm, accumulate_grad_batches) -> None:
+def check_trainer_args(
+    model, optimizer, loss, metrics, grad_clip_norm, accumulate_grad_batches
+) -> None:
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not isinstance(optimizer, torch.optim.Optimizer):
@@ -43,6 +54,13 @@ def check_trainer_args(model, optimizer, loss, grad_clip_norm, accumulate_grad_b
         )
     if not callable(loss):
         raise TypeError(f"loss must be callable as loss(logits, target), got {loss!r}")
+    for metric in metrics:
+        missing = [m for m in METRIC_METHODS if not callable(getattr(metric, m, None))]
+        if missing:
+            raise TypeError(
+                f"metrics must follow labpkg.metrics.Metric ({', '.join(METRIC_METHODS)}); "
+                f"{type(metric).__name__} lacks {', '.join(missing)}"
+            )
     if grad_clip_norm is not None and not grad_clip_norm > 0:
         raise ValueError(f"grad_clip_norm must be > 0 or None, got {grad_clip_norm}")
     if not isinstance(accumulate_grad_batches, int) or accumulate_grad_batches < 1:
@@ -71,3 +89,23 @@ def check_fit_args(train, epochs, initial_epoch, steps_per_epoch, validation_fre
         raise ValueError(f"validation_freq must be >= 1, got {validation_freq}")
     if verbose not in (0, 1, 2):
         raise ValueError(f"verbose must be 0, 1 or 2, got {verbose}")
+
+
+class FirstBatchChecks:
+    """Input checks on the first mini-batch of every pass, and off for the rest.
+
+    Losses and metrics with ``validate_args`` check label values, which needs a host read (on
+    a GPU, a wait for the device). The Trainer has them check the first mini-batch of each
+    epoch and each evaluation, then turns the checks off, so the loop never waits; ``restore``
+    turns them back on. Objects whose checks the user turned off are left alone.
+    """
+
+    def __init__(self, *objects: Any) -> None:
+        self.objects = [o for o in objects if getattr(o, "validate_args", False) is True]
+
+    def set(self, on: bool) -> None:
+        for obj in self.objects:
+            obj.validate_args = on
+
+    def restore(self) -> None:
+        self.set(True)

@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
 def accounting(args: argparse.Namespace, world: int = 1) -> str:
     """The run's arithmetic, printed before training so the reader can check it."""
     n, b, k, drop = args.samples, args.batch_size, args.accumulate, args.drop_last
-    per_epoch = counting.iterations_per_epoch(n, b, drop, world)
+    per_epoch = counting.batches_per_epoch(n, b, drop, world)
     updates = counting.updates_per_epoch(n, b, k, drop, world)
     effective = counting.effective_batch_size(b, k, world)
     return "\n".join(

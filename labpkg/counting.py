@@ -1,19 +1,31 @@
 """The book's arithmetic: how many mini-batches, updates and samples a run has.
 
-These are the formulas the chapters teach; tests check each against a real ``DataLoader``,
-``DistributedSampler`` and ``Trainer``. All counts are per process unless the name says global.
+Two words, two counts:
+
+- a **mini-batch** is one forward and backward pass over ``batch_size`` samples;
+- an **update** is one ``optimizer.step()``; the book also calls it an *iteration* or a *step*.
+
+Without gradient accumulation every mini-batch ends in an update, so the two counts agree;
+with ``accumulate`` mini-batches per update they do not. Each function's name says which it
+counts. Tests check each against a real ``DataLoader``, ``DistributedSampler`` and ``Trainer``.
+All counts are per process unless the name says global.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import warnings
+from collections.abc import Callable
 
 __all__ = [
     "samples_per_rank",
-    "iterations_per_epoch",
+    "batches_per_epoch",
     "updates_per_epoch",
-    "total_iterations",
+    "total_updates",
     "effective_batch_size",
+    "iterations_per_epoch",
+    "total_iterations",
 ]
 
 
@@ -34,21 +46,22 @@ def samples_per_rank(n: int, world_size: int = 1, drop_last: bool = False) -> in
     return n // world_size if drop_last else math.ceil(n / world_size)
 
 
-def iterations_per_epoch(
-    n: int, batch_size: int, drop_last: bool = False, world_size: int = 1
-) -> int:
+def batches_per_epoch(n: int, batch_size: int, drop_last: bool = False, world_size: int = 1) -> int:
     """Mini-batches per epoch (per process): ceil(n / batch_size), or floor with ``drop_last``.
 
     Args:
         n: training samples.
         batch_size: samples per mini-batch (per process).
-        drop_last: drop the last, smaller batch (and, with W > 1, the uneven tail).
+        drop_last: drop the last, smaller mini-batch (and, with W > 1, the uneven tail).
         world_size: processes W (default 1).
 
+    Returns:
+        ``len(loader)`` of a DataLoader over those samples.
+
     Example:
-        >>> iterations_per_epoch(1000, 100)
+        >>> batches_per_epoch(1000, 100)
         10
-        >>> iterations_per_epoch(1001, 100), iterations_per_epoch(1001, 100, drop_last=True)
+        >>> batches_per_epoch(1001, 100), batches_per_epoch(1001, 100, drop_last=True)
         (11, 10)
     """
     _check(batch_size=batch_size)
@@ -63,20 +76,20 @@ def updates_per_epoch(
     drop_last: bool = False,
     world_size: int = 1,
 ) -> int:
-    """Optimizer updates per epoch: ceil(mini-batches / accumulate).
+    """Optimizer updates (iterations) per epoch: ceil(mini-batches / accumulate).
 
     With gradient accumulation, ``accumulate`` mini-batches make one update; a remainder at the
     end of an epoch makes one more, smaller update.
 
     Example:
-        >>> updates_per_epoch(1000, 100, accumulate=3)
+        >>> updates_per_epoch(40, 4, accumulate=3)  # 10 mini-batches: groups of 3, 3, 3, 1
         4
     """
     _check(accumulate=accumulate)
-    return math.ceil(iterations_per_epoch(n, batch_size, drop_last, world_size) / accumulate)
+    return math.ceil(batches_per_epoch(n, batch_size, drop_last, world_size) / accumulate)
 
 
-def total_iterations(
+def total_updates(
     n: int,
     batch_size: int,
     epochs: int,
@@ -84,11 +97,15 @@ def total_iterations(
     drop_last: bool = False,
     world_size: int = 1,
 ) -> int:
-    """Updates in a whole run: updates per epoch × epochs.
+    """Optimizer updates (iterations) in a whole run: updates per epoch × epochs.
+
+    This is ``trainer.state.global_step`` at the end of the run.
 
     Example:
-        >>> total_iterations(1000, 100, epochs=5)
+        >>> total_updates(1000, 100, epochs=5)
         50
+        >>> total_updates(40, 4, epochs=2, accumulate=3)
+        8
     """
     _check(epochs=epochs, minimum=0)
     return updates_per_epoch(n, batch_size, accumulate, drop_last, world_size) * epochs
@@ -111,3 +128,25 @@ def _check(minimum: int = 1, **value: int) -> None:
     ((name, v),) = value.items()
     if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {v!r}")
+
+
+def _renamed(new: Callable, why: str) -> Callable:
+    """A deprecated alias of ``new`` that warns once per call site (kept for one release)."""
+
+    @functools.wraps(new)
+    def alias(*args, **kwargs):
+        warnings.warn(why, FutureWarning, stacklevel=2)
+        return new(*args, **kwargs)
+
+    alias.__doc__ = f"Deprecated: {why}"
+    return alias
+
+
+iterations_per_epoch = _renamed(
+    batches_per_epoch,
+    "iterations_per_epoch counts mini-batches, not iterations (updates); it is now "
+    "batches_per_epoch. For optimizer updates per epoch use updates_per_epoch.",
+)
+total_iterations = _renamed(
+    total_updates, "total_iterations is now total_updates (it counts optimizer updates)."
+)

@@ -8,10 +8,12 @@ one update sees ``batch_size × W`` samples: the *global batch*.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 
 import torch
 import torch.distributed as dist
+from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 __all__ = [
@@ -22,6 +24,9 @@ __all__ = [
     "world_size",
     "all_reduce_sum",
     "distributed_loader",
+    "wrap_model",
+    "sync_gradients",
+    "set_epoch",
 ]
 
 
@@ -130,3 +135,43 @@ def distributed_loader(loader: DataLoader, seed: int = 0) -> DataLoader:
         pin_memory=loader.pin_memory,
         drop_last=loader.drop_last,
     )
+
+
+def wrap_model(model: nn.Module, device: torch.device) -> nn.Module:
+    """``model`` wrapped in ``DistributedDataParallel`` when a process group exists, else itself.
+
+    DDP averages the gradients of all processes during ``backward``, so every process makes
+    the same update: the one a single process would make with the global batch.
+    """
+    if not is_distributed():
+        return model
+    device_ids = [device.index or 0] if device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(model, device_ids)
+
+
+def sync_gradients(model: nn.Module, now: bool) -> contextlib.AbstractContextManager:
+    """A context in which DDP all-reduces gradients only if ``now``.
+
+    With gradient accumulation only the last mini-batch of a group needs the all-reduce; the
+    others keep their gradients local (``no_sync``), which saves k − 1 of every k transfers.
+    """
+    if not now and isinstance(model, nn.parallel.DistributedDataParallel):
+        return model.no_sync()
+    return contextlib.nullcontext()
+
+
+def set_epoch(loader: DataLoader, epoch: int) -> None:
+    """Tell the loader's sampler and dataset which epoch starts (``set_epoch``, if they have it).
+
+    ``DistributedSampler`` shuffles with seed + epoch: without this every epoch has one order.
+    Datasets that draw new samples per epoch (``SyntheticShapes(fresh_each_epoch=True)``) hear
+    it too, also when wrapped in a ``Subset`` (``train_val_split``) or another wrapper.
+    """
+    parts: list = []
+    for part in (loader.sampler, loader.dataset):
+        while part is not None and not any(part is seen for seen in parts):
+            parts.append(part)
+            part = getattr(part, "dataset", None)  # a Subset's dataset, a sampler's dataset
+    for part in parts:  # each once, though the sampler and the loader share the dataset
+        if hasattr(part, "set_epoch"):
+            part.set_epoch(epoch)

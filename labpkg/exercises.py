@@ -31,17 +31,17 @@ EXERCISES: dict[str, Exercise] = {
     ),
     "02.1": Exercise(
         "With 1,000 samples and batch size 64, how many samples are in the last batch?",
-        lambda: 1000 - (counting.iterations_per_epoch(1000, 64) - 1) * 64,
+        lambda: 1000 - (counting.batches_per_epoch(1000, 64) - 1) * 64,
         "Fill as many full batches as you can; the last one holds what is left.",
     ),
     "03.1": Exercise(
         "50,000 samples, batch size 128, 20 epochs, no drop_last: how many updates in total?",
-        lambda: counting.total_iterations(50_000, 128, 20),
+        lambda: counting.total_updates(50_000, 128, 20),
         "Round the batches per epoch up, then multiply by the epochs.",
     ),
     "03.2": Exercise(
         "Same, with drop_last=True: how many samples are never seen in one epoch?",
-        lambda: 50_000 - counting.iterations_per_epoch(50_000, 128, drop_last=True) * 128,
+        lambda: 50_000 - counting.batches_per_epoch(50_000, 128, drop_last=True) * 128,
         "drop_last keeps only full batches.",
     ),
     "03.3": Exercise(

@@ -26,6 +26,7 @@ def cross_entropy(
     ignore_index: int | None = None,
     label_smoothing: float = 0.0,
     reduction: str = "mean",
+    validate_args: bool = True,
 ) -> torch.Tensor:
     """Pixel-wise cross-entropy with checked inputs.
 
@@ -36,32 +37,50 @@ def cross_entropy(
         ignore_index: target value to skip (e.g. 255 for "void" pixels).
         label_smoothing: ε in [0, 1): the target becomes (1 − ε)·onehot + ε / C.
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+        validate_args: check that every label is in [0, C) or ``ignore_index``, and warn if
+            every pixel is ignored (host reads; the Trainer checks first batches only).
 
     Returns:
-        The loss. If every pixel is ignored, a 0 that is still connected to the graph (zero
-        gradients) and a warning; PyTorch would return NaN for the mean.
+        The loss. If every pixel is ignored, the mean is a 0 still connected to the graph
+        (zero gradients); PyTorch would return NaN.
 
     Example:
         >>> logits = torch.tensor([[0.0, 0.0]]).view(1, 2, 1, 1)
         >>> round(cross_entropy(logits, torch.zeros(1, 1, 1, dtype=torch.long)).item(), 4)
         0.6931
     """
-    _check_multiclass(logits, target, ignore_index)
-    ignore = -100 if ignore_index is None else ignore_index
-    if ignore_index is not None and not bool((target != ignore_index).any()):  # host sync
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    _check_multiclass(logits, target, ignore_index, validate_args)
+    if weight is not None:
+        weight = _class_weights(weight, logits.shape[1], logits, validate_args, "weight")
+    if validate_args and ignore_index is not None and not bool((target != ignore_index).any()):
         warnings.warn("every target pixel equals ignore_index: the loss is 0", stacklevel=2)
-        return logits.sum() * 0.0
-    return F.cross_entropy(
+    per_pixel = F.cross_entropy(  # (N, H, W): w_y · l per pixel, 0 where ignored
         logits.float(),
         target,
-        weight=None if weight is None else weight.to(logits.device, torch.float32),
-        ignore_index=ignore,
+        weight=weight,
+        ignore_index=-100 if ignore_index is None else ignore_index,
         label_smoothing=label_smoothing,
-        reduction=reduction,
+        reduction="none",
     )
+    if reduction == "none":
+        return per_pixel
+    if reduction == "sum":
+        return per_pixel.sum()
+    valid = (
+        target != ignore_index
+        if ignore_index is not None
+        else torch.ones_like(target, dtype=torch.bool)
+    )
+    safe = torch.where(valid, target, 0)
+    weights = valid.float() if weight is None else torch.where(valid, weight[safe], 0.0)
+    # Σ w_y·l / Σ w_y: no host read, and 0 (not NaN) when every pixel is ignored
+    return per_pixel.sum() / weights.sum().clamp_min(torch.finfo(torch.float32).tiny)
 
 
-def _check_multiclass(logits: torch.Tensor, target: torch.Tensor, ignore_index) -> None:
+def _check_multiclass(logits, target, ignore_index, validate_args: bool = True) -> None:
+    """Shapes and dtypes always (free: known on the host); label values if ``validate_args``."""
     check_class_target(target)
     if logits.ndim != target.ndim + 1:
         raise ValueError(
@@ -73,7 +92,8 @@ def _check_multiclass(logits: torch.Tensor, target: torch.Tensor, ignore_index) 
             f"logits {tuple(logits.shape)} and target {tuple(target.shape)} differ in batch or "
             "spatial size; resize the masks with mode='nearest' or fix the model's output size"
         )
-    check_labels(target, logits.shape[1], ignore_index)
+    if validate_args:
+        check_labels(target, logits.shape[1], ignore_index)
 
 
 def overlap_loss(
@@ -89,6 +109,7 @@ def overlap_loss(
     per_image: bool = False,
     log_loss: bool = False,
     class_weights: Sequence[float] | torch.Tensor | None = None,
+    validate_args: bool = True,
 ) -> torch.Tensor:
     """Dice or Jaccard loss (``kind``); see ``DiceLoss`` for the arguments.
 
@@ -100,7 +121,9 @@ def overlap_loss(
     """
     if kind not in ("dice", "jaccard"):
         raise ValueError(f"kind must be 'dice' or 'jaccard', got {kind!r}")
-    probs, onehot = _probs_and_onehot(logits, target, mode, from_logits, ignore_index)
+    probs, onehot, bad = _probs_and_onehot(
+        logits, target, mode, from_logits, ignore_index, validate_args
+    )
     dims = (2, 3) if per_image else (0, 2, 3)  # per image: (N, C) sums; else (C,) sums
     inter = (probs * onehot).sum(dims)
     pred_sum, true_sum = probs.sum(dims), onehot.sum(dims)
@@ -111,50 +134,69 @@ def overlap_loss(
     # nothing predicted and nothing there: a perfect score, whatever smooth is
     score = torch.where(pred_sum + true_sum == 0, torch.ones_like(score), score)
     loss = -torch.log(score.clamp_min(eps)) if log_loss else 1 - score
-    weights = _class_weights(class_weights, loss.shape[-1], loss)
+    weights = _class_weights(class_weights, loss.shape[-1], loss, validate_args)
     if not include_background and mode != "binary":
         loss, weights = loss[..., 1:], weights[1:]
     weights = weights.expand_as(loss)
-    return (loss * weights).sum() / weights.sum()
+    loss = (loss * weights).sum() / weights.sum()
+    # a 0/1 target holding another value: NaN, never a plausible number (no host read)
+    return loss if bad is None else torch.where(bad, torch.nan, loss)
 
 
-def _probs_and_onehot(logits, target, mode, from_logits, ignore_index):
-    """Probabilities and one-hot targets (N, K, H, W) in float32, ignored pixels zeroed."""
+def _probs_and_onehot(logits, target, mode, from_logits, ignore_index, validate_args):
+    """Probabilities and one-hot targets (N, K, H, W) in float32, ignored pixels zeroed.
+
+    Also returns, for binary and multilabel targets checked without a host read, a boolean
+    tensor that is True if some target value is neither 0, 1 nor ``ignore_index``.
+    """
     if mode not in LOSS_MODES:
         raise ValueError(f"mode must be one of {LOSS_MODES}, got {mode!r}")
     logits = logits.float()
+    valid = torch.ones_like(target, dtype=torch.bool)
+    if ignore_index is not None:
+        valid = target != ignore_index
     if mode == "multiclass":
-        _check_multiclass(logits, target, ignore_index)
+        _check_multiclass(logits, target, ignore_index, validate_args)
         probs = logits.softmax(dim=1) if from_logits else logits
-        valid = torch.ones_like(target, dtype=torch.bool)
-        if ignore_index is not None:
-            valid = target != ignore_index
-        safe = torch.where(valid, target, 0)  # ignored labels must not index the one-hot
-        onehot = F.one_hot(safe, logits.shape[1]).permute(0, 3, 1, 2).float()  # (N, C, H, W)
-        valid = valid[:, None]  # (N, 1, H, W)
+        safe = torch.where(valid, target, 0)[:, None]  # ignored labels must not index
+        # one-hot by scatter: no host read (F.one_hot reads the largest label back); a label
+        # >= C still fails here, as an index error
+        onehot = torch.zeros_like(probs).scatter_(1, safe, 1.0)  # (N, C, H, W)
+        valid, bad = valid[:, None], None  # (N, 1, H, W)
     else:
         if mode == "binary":
             logits = logits[:, None] if logits.ndim == 3 else logits  # (N, 1, H, W)
-            target = target[:, None] if target.ndim == 3 else target
+            target, valid = _channel(target), _channel(valid)
         if logits.shape != target.shape:
             raise ValueError(
                 f"{mode} mode needs logits and target of one shape, got {tuple(logits.shape)} "
                 f"and {tuple(target.shape)}"
             )
+        if target.is_floating_point():
+            raise TypeError(f"{mode} target must hold integer 0/1 labels, got {target.dtype}")
         probs = torch.sigmoid(logits) if from_logits else logits
-        valid = torch.ones_like(target, dtype=torch.bool)
-        if ignore_index is not None:
-            valid = target != ignore_index
+        bad = (valid & ((target < 0) | (target > 1))).any()
+        if validate_args and bool(bad):  # one host read
+            raise ValueError(
+                f"{mode} target must hold 0 and 1 only (or ignore_index); found other values. "
+                "For several classes use mode='multiclass'"
+            )
         onehot = torch.where(valid, target, 0).float()
     # masked after the activation: masking logits would still leak probability mass
     mask = valid.float()
-    return probs * mask, onehot * mask
+    return probs * mask, onehot * mask, None if validate_args else bad
 
 
-def _class_weights(weights, num, like: torch.Tensor) -> torch.Tensor:
+def _channel(x: torch.Tensor) -> torch.Tensor:
+    return x[:, None] if x.ndim == 3 else x  # (N, H, W) -> (N, 1, H, W)
+
+
+def _class_weights(weights, num, like, validate_args=True, name="class_weights") -> torch.Tensor:
     if weights is None:
         return torch.ones(num, device=like.device)
     w = torch.as_tensor(weights, dtype=torch.float32, device=like.device)
-    if w.shape != (num,) or bool((w < 0).any()):
-        raise ValueError(f"class_weights must be {num} non-negative numbers, got {w.tolist()}")
+    if w.shape != (num,):
+        raise ValueError(f"{name} must be {num} numbers (one per class), got {w.tolist()}")
+    if validate_args and bool((w < 0).any()):  # a host read: checked on first batches only
+        raise ValueError(f"{name} must be >= 0, got {w.tolist()}")
     return w

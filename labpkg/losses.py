@@ -40,17 +40,32 @@ class CrossEntropyLoss(nn.Module):
         1.0986
     """
 
-    def __init__(self, weight=None, ignore_index=None, label_smoothing=0.0, reduction="mean"):
+    def __init__(
+        self,
+        weight: Sequence[float] | torch.Tensor | None = None,
+        ignore_index: int | None = None,
+        label_smoothing: float = 0.0,
+        reduction: str = "mean",
+        validate_args: bool = True,
+    ) -> None:
         super().__init__()
         if not 0 <= label_smoothing < 1:
             raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
-        self.weight, self.ignore_index = weight, ignore_index
-        self.label_smoothing, self.reduction = label_smoothing, reduction
+        if reduction not in ("mean", "sum", "none"):
+            raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+        if weight is not None:
+            weight = torch.as_tensor(weight, dtype=torch.float32)
+            if weight.ndim != 1 or bool((weight < 0).any()):
+                raise ValueError(f"weight must be one number >= 0 per class, got {weight}")
+        self.register_buffer("weight", weight)  # moves with .to(device)
+        self.ignore_index, self.label_smoothing = ignore_index, label_smoothing
+        self.reduction, self.validate_args = reduction, validate_args
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return cross_entropy(
-            logits, target, self.weight, self.ignore_index, self.label_smoothing, self.reduction
-        )
+            logits, target, self.weight, self.ignore_index, self.label_smoothing,
+            self.reduction, self.validate_args,
+        )  # fmt: skip
 
 
 class DiceLoss(nn.Module):
@@ -72,6 +87,8 @@ class DiceLoss(nn.Module):
         per_image: sums per image, then average over images and classes (default False).
         log_loss: −log(dice) instead of 1 − dice.
         class_weights: per-class weights for the average.
+        validate_args: check label values (a host read; see ``cross_entropy``). Without it a
+            binary or multilabel target holding a value other than 0/1 makes the loss NaN.
 
     Example:
         >>> probs = torch.tensor([[[[0.75]], [[0.25]]], [[[0.25]], [[0.75]]]])  # (2, 2, 1, 1)
@@ -93,6 +110,7 @@ class DiceLoss(nn.Module):
         per_image: bool = False,
         log_loss: bool = False,
         class_weights: Sequence[float] | None = None,
+        validate_args: bool = True,
     ) -> None:
         super().__init__()
         if mode not in LOSS_MODES:
@@ -110,9 +128,12 @@ class DiceLoss(nn.Module):
             "log_loss": log_loss,
             "class_weights": class_weights,
         }
+        self.validate_args = validate_args
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return overlap_loss(logits, target, kind=self.kind, **self.options)
+        return overlap_loss(
+            logits, target, kind=self.kind, validate_args=self.validate_args, **self.options
+        )
 
 
 class JaccardLoss(DiceLoss):
@@ -147,6 +168,17 @@ class CombinedLoss(nn.Module):
         self.losses = nn.ModuleList(loss for loss, _ in terms)
         self.weights = [float(w) for _, w in terms]
 
+    @property
+    def validate_args(self) -> bool:
+        """Whether the terms check their inputs; setting it sets every term that can."""
+        return any(getattr(loss, "validate_args", False) for loss in self.losses)
+
+    @validate_args.setter
+    def validate_args(self, value: bool) -> None:
+        for loss in self.losses:
+            if hasattr(loss, "validate_args"):
+                loss.validate_args = value
+
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return sum(
             w * loss(logits, target) for loss, w in zip(self.losses, self.weights, strict=True)
@@ -160,6 +192,7 @@ class DiceCELoss(CombinedLoss):
         ce_weight, dice_weight: the weights, >= 0 (default 1.0 each).
         weight: class weights for the cross-entropy; ``label_smoothing`` likewise.
         ignore_index: skipped by both terms.
+        validate_args: check the target's labels (once, in the cross-entropy term).
         **dice_options: passed to ``DiceLoss`` (smooth, include_background, ...).
 
     Example:
@@ -175,11 +208,23 @@ class DiceCELoss(CombinedLoss):
         weight=None,
         ignore_index: int | None = None,
         label_smoothing: float = 0.0,
+        validate_args: bool = True,
         **dice_options,
     ) -> None:
-        ce = CrossEntropyLoss(weight, ignore_index, label_smoothing)
-        dice = DiceLoss(ignore_index=ignore_index, **dice_options)
+        ce = CrossEntropyLoss(weight, ignore_index, label_smoothing, validate_args=validate_args)
+        # the target is checked once, by the cross-entropy term: the Dice term would only
+        # repeat the same host read
+        dice = DiceLoss(ignore_index=ignore_index, validate_args=False, **dice_options)
         super().__init__([(ce, ce_weight), (dice, dice_weight)])
+
+    @property
+    def validate_args(self) -> bool:
+        """Whether the target is checked (by the cross-entropy term only)."""
+        return self.losses[0].validate_args
+
+    @validate_args.setter
+    def validate_args(self, value: bool) -> None:
+        self.losses[0].validate_args = value
 
 
 LOSSES = {

@@ -1,16 +1,14 @@
 """``Trainer``: the training loop, with counters that are the book's definitions.
 
-One **epoch** is a pass over the training loader. It has ``epoch_length`` **mini-batches**; each
-is forwarded and back-propagated. Every ``accumulate_grad_batches`` mini-batches the optimizer
-makes one **update** (an *iteration* or *step*), counted by ``global_step``.
+One **epoch** is a pass over the training loader: ``batches_per_epoch`` **mini-batches**, each
+forwarded and back-propagated. Every ``accumulate_grad_batches`` mini-batches the optimizer
+makes one **update** (the book's *iteration*, or *step*), counted by ``global_step``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import itertools
-import math
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -22,15 +20,17 @@ from torch.utils.data import DataLoader
 from labpkg import checkpoint, checks, distributed
 from labpkg.callbacks.base import Callback, CallbackList
 from labpkg.callbacks.history import History
-from labpkg.callbacks.progress import ProgbarLogger
+from labpkg.callbacks.loggers import ProgbarLogger
 from labpkg.devices import amp_settings, pick_device
+from labpkg.evaluation import Evaluator
 from labpkg.losses import get_loss
+from labpkg.metrics import Metric
 from labpkg.state import TrainState
 
 __all__ = ["TrainState", "Trainer"]
 
 
-class Trainer:
+class Trainer(Evaluator):
     """Train, evaluate and predict with a segmentation model.
 
     Args:
@@ -38,7 +38,8 @@ class Trainer:
         optimizer: a ``torch.optim`` optimizer over ``model``'s parameters.
         loss: ``loss(logits, target)`` returning a scalar, e.g. ``labpkg.DiceCELoss()``, or a
             name: ``"cross_entropy"``, ``"dice"``, ``"jaccard"``, ``"dice_ce"``.
-        metrics: metric objects with ``update/results/reset`` (e.g. ``SegmentationMetrics``).
+        metrics: objects that follow the ``labpkg.metrics.Metric`` protocol
+            (``reset/update/results/sync``), e.g. ``SegmentationMetrics``.
         device: None picks cuda, then mps, then cpu. Under ``torchrun`` the Trainer joins the
             process group itself and each process uses its own GPU (``cuda:LOCAL_RANK``).
         amp: mixed precision (autocast) for forward and loss (default False).
@@ -49,6 +50,10 @@ class Trainer:
         channels_last: NHWC memory layout for the model and inputs (faster convolutions on
             recent GPUs and on CPUs with bf16).
         check_finite_inputs: raise if an input batch holds NaN or Inf (a host sync per batch).
+
+    Losses and metrics that check their inputs (``validate_args``: labels in range, which
+    needs a host read) check the first mini-batch of every epoch and of every evaluation; the
+    Trainer turns the checks off for the rest, so the loop itself never waits for the device.
 
     Example:
         >>> from labpkg.models import UNet, UNetConfig
@@ -67,7 +72,7 @@ class Trainer:
         model: nn.Module,
         optimizer: torch.optim.Optimizer,
         loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | str,
-        metrics: Sequence[Any] = (),
+        metrics: Sequence[Metric] = (),
         device: str | torch.device | None = None,
         amp: bool = False,
         amp_dtype: torch.dtype | None = None,
@@ -78,12 +83,13 @@ class Trainer:
     ) -> None:
         if isinstance(loss, str):
             loss = get_loss(loss)  # "cross_entropy", "dice", "jaccard" or "dice_ce"
-        checks.check_trainer_args(model, optimizer, loss, grad_clip_norm, accumulate_grad_batches)
+        checks.check_trainer_args(
+            model, optimizer, loss, metrics, grad_clip_norm, accumulate_grad_batches
+        )
         # a script started by torchrun joins its process group here, so W copies train as one
         joined = distributed.init_from_env()
-        self.device = distributed.local_device(
-            joined if device is None and joined else pick_device(device)
-        )
+        chosen = joined if device is None and joined else pick_device(device)
+        self.device = distributed.local_device(chosen)
         self.memory_format = torch.channels_last if channels_last else torch.preserve_format
         self.model = model.to(self.device, memory_format=self.memory_format)
         self.optimizer, self.loss_fn = optimizer, loss
@@ -102,7 +108,9 @@ class Trainer:
         self.history = History()
         self.callbacks = CallbackList([], self)
         self.train_loader: DataLoader | None = None
-        self._ddp_model: nn.Module | None = None
+        self._input_checks = checks.FirstBatchChecks(loss, *self.metrics, *self.val_metrics)
+        self._applied_steps = 0  # optimizer steps that really ran (a skipped one does not)
+        optimizer.register_step_post_hook(self._count_applied_step)
 
     # ----------------------------------------------------------------------------- fit
     def fit(
@@ -126,76 +134,101 @@ class Trainer:
                 its logs get a ``val_`` prefix.
             callbacks: ``Callback`` objects, called in list order.
             initial_epoch: epoch to start at (0-based).
-            steps_per_epoch: mini-batches per epoch, at most ``len(train)`` (quick runs).
+            steps_per_epoch: mini-batches per epoch, at most ``len(train)`` (quick runs). Keras's
+                name: its "steps" here are mini-batches, not optimizer updates.
             validation_freq: validate every this many epochs (default 1).
             verbose: 0 silent, 1 a progress bar, 2 one line per epoch.
-            resume_from: a checkpoint written by ``save_checkpoint`` to continue from.
+            resume_from: a checkpoint written by ``ModelCheckpoint`` to continue from.
 
         Returns:
             The ``History`` (also ``trainer.history``). A KeyboardInterrupt ends training
             cleanly: ``on_train_end`` runs and the history so far is returned.
         """
-        checks.check_fit_args(
-            train, epochs, initial_epoch, steps_per_epoch, validation_freq, verbose
-        )
-        self.train_loader = distributed.distributed_loader(train)
-        val_loader = validation_data and distributed.distributed_loader(validation_data)
-        self.history = History()
-        extra = [self.history] + ([ProgbarLogger(verbose)] if verbose else [])
-        self.callbacks = CallbackList([*(callbacks or []), *extra], self)
-        self.state.epochs, self.state.stop_training, self.state.interrupted = epochs, False, False
-        self.state.epoch_length = steps_per_epoch or len(self.train_loader)
-        self.callbacks.on_train_begin()
-        if resume_from is not None:
-            initial_epoch = self.load_checkpoint(resume_from)
+        val_loader, first_epoch = self._prepare_fit(
+            train, epochs, validation_data, callbacks, initial_epoch,
+            steps_per_epoch, validation_freq, verbose, resume_from,
+        )  # fmt: skip
         logs: dict[str, float] = {}
         try:
-            for epoch in range(initial_epoch, epochs):
+            for epoch in range(first_epoch, epochs):
+                if self.state.stop_training:  # set by a callback: no further epoch starts
+                    break
                 self.state.epoch = epoch
-                _set_epoch(self.train_loader, epoch)
+                distributed.set_epoch(self.train_loader, epoch)  # a new shuffle each epoch
                 self.callbacks.on_epoch_begin(epoch)
                 logs = self._train_one_epoch()
                 if val_loader is not None and (epoch + 1) % validation_freq == 0:
                     logs.update(self._validate(val_loader))
                 self.callbacks.on_epoch_end(epoch, logs)
-                if self.state.stop_training:
-                    break
         except KeyboardInterrupt:
             self.state.interrupted = self.state.stop_training = True
             warnings.warn("training interrupted: returning the history so far", stacklevel=2)
+        finally:
+            self._input_checks.restore()
         self.callbacks.on_train_end(logs)
         return self.history
 
+    def _prepare_fit(
+        self, train, epochs, validation_data, callbacks, initial_epoch,
+        steps_per_epoch, validation_freq, verbose, resume_from,
+    ) -> tuple[DataLoader | None, int]:  # fmt: skip
+        """Check the arguments, shard the data, set up callbacks and state; maybe resume."""
+        checks.check_fit_args(
+            train, epochs, initial_epoch, steps_per_epoch, validation_freq, verbose
+        )
+        # under data parallelism each process reads its own share; otherwise unchanged
+        self.train_loader = distributed.distributed_loader(train)
+        val_loader = None
+        if validation_data is not None:
+            val_loader = distributed.distributed_loader(validation_data)
+        self.history = History()  # last, with the progress bar: they see every callback's keys
+        extra = [self.history] + ([ProgbarLogger(verbose)] if verbose else [])
+        self.callbacks = CallbackList([*(callbacks or []), *extra], self)
+        state = self.state
+        state.epochs, state.stop_training, state.interrupted = epochs, False, False
+        state.batches_per_epoch = steps_per_epoch or len(self.train_loader)
+        self.callbacks.on_train_begin()
+        if resume_from is not None:
+            # after on_train_begin, which resets callbacks (patience, best): the restored
+            # state must land on top of that reset, not be wiped by it
+            initial_epoch = self.restore(resume_from)
+        return val_loader, initial_epoch
+
     def _train_one_epoch(self) -> dict[str, float]:
-        """One pass over the training loader; returns the epoch logs (loss and metrics)."""
-        model = self._parallel_model()
-        model.train()
+        """One pass over the training loader: chapter 5's five steps for every mini-batch."""
+        model, state = distributed.wrap_model(self.model, self.device), self.state
+        model.train()  # BatchNorm uses the statistics of each mini-batch
         for metric in self.metrics:
             metric.reset()
         self.optimizer.zero_grad(set_to_none=True)  # accumulation never leaks across epochs
-        loss_sum = torch.zeros((), device=self.device)  # summed on device: no sync per batch
-        count = 0  # samples: known on the host, no device work
-        batches = itertools.islice(self.train_loader, self.state.epoch_length)
-        for batch, (inputs, target) in enumerate(batches):
-            self.state.batch = batch
+        loss_sum, count = torch.zeros((), device=self.device), 0  # summed on the device
+        for batch, (inputs, target) in enumerate(self._batches(self.train_loader)):
+            state.batch = batch
+            self._input_checks.set(batch == 0)  # a host read on the first mini-batch only
             self.callbacks.on_train_batch_begin(batch)
             inputs, target = self._to_device(inputs, target)
-            updates = self._is_update_batch(batch)
-            with self._no_sync(model, skip=not updates):  # DDP: all-reduce only on updates
-                logits, loss = self._forward(model, inputs, target)
-                # each mini-batch's loss is divided by its group's size: an update averages
-                self.scaler.scale(loss / self._group_size(batch)).backward()
-            if updates:
-                self._optimizer_step()
-            self._count(batch_size=len(target))
-            loss_sum += loss.detach() * len(target)  # epoch loss: weighted by batch size
+            ends_group = self._ends_update_group(batch)
+            with distributed.sync_gradients(model, now=ends_group):
+                logits, loss = self._forward(model, inputs, target)  # 1. forward, 2. loss
+                # accumulation: each mini-batch adds its share of the group's mean gradient
+                share = loss / self._group_size(batch)
+                self.scaler.scale(share).backward()  # 3. backward (scaled up under float16)
+            state.batches_seen += 1
+            state.samples_seen += len(target)
+            if ends_group:
+                self._optimizer_step()  # 4. optimizer step: one update, one iteration
+                state.global_step += 1
+            loss_sum += loss.detach() * len(target)  # 5. metrics and callbacks
             count += len(target)
             for metric in self.metrics:
                 metric.update(logits.detach(), target)
             self.callbacks.on_train_batch_end(batch, {"loss": loss_sum / count})
-            if self.state.stop_training:
+            if state.stop_training:
                 break
         return self._epoch_logs(loss_sum, count, self.metrics)
+
+    def _batches(self, loader: DataLoader) -> Iterable:
+        return itertools.islice(loader, self.state.batches_per_epoch)
 
     def _forward(self, model: nn.Module, inputs: torch.Tensor, target: torch.Tensor):
         # autocast covers the forward pass and the loss only; backward runs outside it
@@ -208,124 +241,24 @@ class Trainer:
         if self.grad_clip_norm is not None:
             self.scaler.unscale_(self.optimizer)  # clip the true gradients, not scaled ones
             nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip_norm)
+        applied = self._applied_steps
         self.scaler.step(self.optimizer)  # skipped if float16 gradients overflowed
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
-        self.state.global_step += 1
+        if self._applied_steps == applied:
+            self.state.skipped_updates += 1
 
-    def _count(self, batch_size: int) -> None:
-        self.state.batches_seen += 1
-        self.state.samples_seen += batch_size
+    def _count_applied_step(self, *_: Any) -> None:
+        self._applied_steps += 1
 
-    def _is_update_batch(self, batch: int) -> bool:
+    def _ends_update_group(self, batch: int) -> bool:
         """True if this mini-batch ends an accumulation group (or the epoch)."""
-        return (batch + 1) % self.accumulate == 0 or batch + 1 == self.state.epoch_length
+        return (batch + 1) % self.accumulate == 0 or batch + 1 == self.state.batches_per_epoch
 
     def _group_size(self, batch: int) -> int:
         """Mini-batches in this batch's accumulation group (the last one may be smaller)."""
         start = batch - batch % self.accumulate
-        return min(self.accumulate, self.state.epoch_length - start)
-
-    # ----------------------------------------------------------------------- evaluate
-    def evaluate(
-        self, data: DataLoader, max_batches: int | None = None, verbose: int = 0
-    ) -> dict[str, float]:
-        """Loss and metrics over ``data`` (model in eval mode, no gradients).
-
-        Args:
-            data: a DataLoader yielding ``(inputs, target)``.
-            max_batches: stop after this many batches (default: all).
-            verbose: 1 prints the result.
-
-        Returns:
-            ``{"loss": ..., metric names: ...}`` as floats, aggregated over the whole data.
-        """
-        logs = self._run_eval(distributed.distributed_loader(data), max_batches, hooks=False)
-        if verbose:
-            print(" ".join(f"{k}={v:.4f}" for k, v in logs.items()))
-        return logs
-
-    def _validate(self, loader: DataLoader) -> dict[str, float]:
-        self.callbacks.on_test_begin()
-        logs = self._run_eval(loader, None, hooks=True)
-        self.callbacks.on_test_end(logs)
-        return {f"val_{k}": v for k, v in logs.items()}
-
-    @torch.no_grad()
-    def _run_eval(self, loader: DataLoader, max_batches: int | None, hooks: bool):
-        self.model.eval()  # BatchNorm uses its running statistics
-        metrics = self._eval_metrics()
-        loss_sum = torch.zeros((), device=self.device)
-        count = 0
-        for batch, (inputs, target) in enumerate(itertools.islice(loader, max_batches)):
-            if hooks:
-                self.callbacks.on_test_batch_begin(batch)
-            inputs, target = self._to_device(inputs, target)
-            logits, loss = self._forward(self.model, inputs, target)
-            loss_sum += loss * len(target)
-            count += len(target)
-            for metric in metrics:
-                metric.update(logits, target)
-            if hooks:
-                self.callbacks.on_test_batch_end(batch, {"loss": loss_sum / count})
-        return self._epoch_logs(loss_sum, count, metrics)
-
-    def _eval_metrics(self) -> list[Any]:
-        for metric in self.val_metrics:
-            metric.reset()
-        return self.val_metrics
-
-    def _epoch_logs(self, loss_sum, count: int, metrics) -> dict[str, float]:
-        """Sum over processes, then divide: the one host sync of an epoch."""
-        totals = torch.stack([loss_sum.float(), torch.tensor(float(count), device=self.device)])
-        distributed.all_reduce_sum(totals)
-        total_loss, total_count = totals.tolist()  # the host sync
-        logs = {"loss": total_loss / total_count if total_count > 0 else math.nan}
-        for metric in metrics:
-            if distributed.is_distributed():
-                metric.sync(distributed.all_reduce_sum)
-            logs.update(metric.results())
-        return logs
-
-    @torch.no_grad()
-    def predict(self, data: DataLoader, max_batches: int | None = None) -> torch.Tensor:
-        """Class scores for every input in ``data``, concatenated on the CPU (N, C, H, W).
-
-        ``data`` may yield ``(inputs, target)`` pairs or bare input tensors.
-        """
-        self.model.eval()
-        outputs = []
-        for item in itertools.islice(data, max_batches):
-            inputs = item[0] if isinstance(item, (list, tuple)) else item
-            inputs = self._to_device(inputs, None)[0]
-            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
-                outputs.append(self.model(inputs).float().cpu())
-        return torch.cat(outputs) if outputs else torch.empty(0)
-
-    # ----------------------------------------------------------------------- helpers
-    def _to_device(self, inputs: torch.Tensor, target: torch.Tensor | None):
-        # non_blocking overlaps the copy with compute, but only from pinned memory on CUDA
-        non_blocking = self.device.type == "cuda"
-        inputs = inputs.to(self.device, non_blocking=non_blocking, memory_format=self.memory_format)
-        if self.check_finite_inputs and not torch.isfinite(inputs).all():
-            raise ValueError("input batch holds NaN or Inf values (check_finite_inputs=True)")
-        if target is not None:
-            target = target.to(self.device, non_blocking=non_blocking)
-        return inputs, target
-
-    def _parallel_model(self) -> nn.Module:
-        """The model wrapped in DistributedDataParallel when a process group is initialised."""
-        if not distributed.is_distributed():
-            return self.model
-        if self._ddp_model is None:
-            device_ids = [self.device.index or 0] if self.device.type == "cuda" else None
-            self._ddp_model = nn.parallel.DistributedDataParallel(self.model, device_ids)
-        return self._ddp_model
-
-    def _no_sync(self, model: nn.Module, skip: bool):
-        if skip and isinstance(model, nn.parallel.DistributedDataParallel):
-            return model.no_sync()
-        return contextlib.nullcontext()
+        return min(self.accumulate, self.state.batches_per_epoch - start)
 
     # -------------------------------------------------------------------- checkpoints
     def checkpoint_state(self) -> dict[str, Any]:
@@ -333,21 +266,21 @@ class Trainer:
         return checkpoint.trainer_state(self)
 
     def save_checkpoint(self, path: str) -> None:
-        """Write ``checkpoint_state()`` to ``path`` atomically (process 0 only)."""
+        """Write ``checkpoint_state()`` to the file ``path`` atomically (process 0 only)."""
         if distributed.rank() == 0:
             checkpoint.save_checkpoint(self.checkpoint_state(), path)
 
-    def load_checkpoint(self, path: str) -> int:
-        """Restore model, optimizer, scaler, counters, callbacks and RNG from ``path``.
+    def restore(self, path: str) -> int:
+        """Restore model, optimizer, scaler, counters, callbacks and RNG from a checkpoint file.
+
+        (``labpkg.load_checkpoint(path)`` only *reads* a file and returns its dict.)
 
         Returns:
             The 0-based epoch to continue from, the one after the saved epoch.
         """
         return checkpoint.restore_trainer(self, path)
 
-
-def _set_epoch(loader: DataLoader, epoch: int) -> None:
-    # DistributedSampler shuffles with seed + epoch: without this, every epoch has one order
-    for part in (loader.sampler, loader.dataset):
-        if hasattr(part, "set_epoch"):
-            part.set_epoch(epoch)
+    def load_checkpoint(self, path: str) -> int:
+        """Deprecated name of ``restore`` (``labpkg.load_checkpoint`` reads a file instead)."""
+        warnings.warn("Trainer.load_checkpoint is now Trainer.restore", FutureWarning, 2)
+        return self.restore(path)

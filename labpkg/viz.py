@@ -1,25 +1,33 @@
 """Figures for the book (matplotlib only). Every function returns a ``Figure``.
 
-Figures are drawn on an opaque white background with near-black text of at least
-``MIN_FONT_PT`` points, at ``DPI`` dots per inch and at most ``MAX_WIDTH_IN`` inches wide, so
-that on the book's pages (light or dark theme) and in Colab they show at full size and read
-well. Legends sit outside the axes, so they never cover data. Lines use the colour-blind-safe
-Okabe-Ito palette.
+Every figure is drawn in the style of ``labpkg.style``: opaque white, near-black text of at
+least 11 points, at most 7 inches wide, legends outside the axes so they never cover data,
+and the colour-blind-safe Okabe-Ito palette.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import matplotlib
 import matplotlib.pyplot as plt
 import torch
-from matplotlib.axes import Axes
-from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+
+from labpkg.style import (
+    CLASS_COLOURS,
+    DPI,
+    MAX_WIDTH_IN,
+    MIN_FONT_PT,
+    THEME,
+    class_cmap,
+    contrast_ratio,
+    legend_outside,
+    line_colour,
+    themed,
+)
 
 __all__ = [
     "CLASS_COLOURS",
@@ -38,77 +46,8 @@ __all__ = [
     "show_batch",
 ]
 
-#: Smallest font size of any text in a labpkg figure (points).
-MIN_FONT_PT = 11
-#: Resolution of every figure; with ``MAX_WIDTH_IN`` it keeps figures within the page column.
-DPI = 100
-#: Widest figure in inches; 7 in at 100 dpi is 700 px, narrower than the book's text column.
-MAX_WIDTH_IN = 7.0
-_INK = "#222222"
-#: Matplotlib settings applied while a labpkg figure is drawn.
-THEME = {
-    "figure.dpi": DPI,
-    "savefig.dpi": DPI,
-    # opaque white: the dark site theme puts a light-grey plate behind transparent images
-    "figure.facecolor": "white",
-    "axes.facecolor": "white",
-    "savefig.facecolor": "white",
-    "savefig.transparent": False,
-    "font.size": MIN_FONT_PT,
-    "axes.titlesize": MIN_FONT_PT + 1,
-    "axes.labelsize": MIN_FONT_PT,
-    "xtick.labelsize": MIN_FONT_PT,
-    "ytick.labelsize": MIN_FONT_PT,
-    "legend.fontsize": MIN_FONT_PT,
-    "legend.title_fontsize": MIN_FONT_PT,
-    "figure.titlesize": MIN_FONT_PT + 1,
-    "text.color": _INK,
-    "axes.labelcolor": _INK,
-    "axes.edgecolor": _INK,
-    "xtick.color": _INK,
-    "ytick.color": _INK,
-    "grid.color": "#b0b0b0",
-    "legend.frameon": False,
-}
 
-#: background, circle, square, triangle (colour-blind-safe Okabe-Ito hues)
-CLASS_COLOURS = ("#222222", "#E69F00", "#56B4E9", "#009E73", "#CC79A7", "#F0E442")
-_LINE_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9")
-
-
-def _themed(plot: Callable[..., Figure]) -> Callable[..., Figure]:
-    """Draw the figure with ``THEME`` (text is coloured when created, so the whole call)."""
-
-    @functools.wraps(plot)
-    def wrapper(*args: Any, **kwargs: Any) -> Figure:
-        with plt.rc_context(THEME):
-            figure = plot(*args, **kwargs)
-            # In a Jupyter kernel the first figure loads the inline backend, which switches
-            # rcParams["interactive"] on. rc_context restores every rcParam on exit, so it would
-            # switch it off again, and matplotlib-inline would then show no later figure at all
-            # (it displays only figures drawn while interactive). Keep what the body set.
-            interactive = matplotlib.is_interactive()
-        matplotlib.interactive(interactive)
-        return figure
-
-    return wrapper
-
-
-def class_cmap(num_classes: int) -> ListedColormap:
-    """A discrete colour map for class masks."""
-    return ListedColormap(CLASS_COLOURS[:num_classes])
-
-
-def _legend_outside(ax: Axes) -> None:
-    """A legend to the right of the axes: it can never hide a curve."""
-    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
-
-
-def _line_colour(i: int) -> str:
-    return _LINE_COLOURS[i % len(_LINE_COLOURS)]
-
-
-@_themed
+@themed
 def plot_history(history: Any, keys: Sequence[str] | None = None) -> Figure:
     """Training curves: losses on top, metrics below, x = epoch (1-based).
 
@@ -135,17 +74,17 @@ def plot_history(history: Any, keys: Sequence[str] | None = None) -> Figure:
                 if key in keys and key in history.history:
                     values = history.history[key]
                     marker = "o" if len(epochs) <= 30 else None
-                    ax.plot(epochs, values, style, color=_line_colour(i), marker=marker, label=key)
+                    ax.plot(epochs, values, style, color=line_colour(i), marker=marker, label=key)
         ax.set_ylabel("loss" if names is losses else "score")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.4)
         if names:
-            _legend_outside(ax)
+            legend_outside(ax)
     axes[-1, 0].set_xlabel("epoch")
     return fig
 
 
-@_themed
+@themed
 def show_batch(
     images: torch.Tensor,
     masks: torch.Tensor,
@@ -198,7 +137,7 @@ def show_batch(
     return fig
 
 
-@_themed
+@themed
 def plot_class_frequencies(masks: torch.Tensor, class_names: Sequence[str]) -> Figure:
     """Bar chart of the share of pixels in each class (log scale: background dominates)."""
     counts = torch.bincount(masks.reshape(-1), minlength=len(class_names)).double()
@@ -213,7 +152,7 @@ def plot_class_frequencies(masks: torch.Tensor, class_names: Sequence[str]) -> F
     return fig
 
 
-@_themed
+@themed
 def plot_batch_profile(profiles: Sequence[Any]) -> Figure:
     """Step time, throughput and activation memory against batch size (``StepProfile`` list)."""
     sizes = [p.batch_size for p in profiles]
@@ -224,7 +163,7 @@ def plot_batch_profile(profiles: Sequence[Any]) -> Figure:
     ]
     fig, axes = plt.subplots(1, 3, figsize=(MAX_WIDTH_IN, 2.8), layout="constrained")
     for ax, (label, values) in zip(axes, panels, strict=True):
-        ax.plot(sizes, values, marker="o", color=_line_colour(0))
+        ax.plot(sizes, values, marker="o", color=line_colour(0))
         ax.set_xscale("log", base=2)
         ax.set_xlabel("batch size")
         ax.set_title(label)
@@ -232,22 +171,22 @@ def plot_batch_profile(profiles: Sequence[Any]) -> Figure:
     return fig
 
 
-@_themed
+@themed
 def plot_gradient_noise(noise: dict[int, float]) -> Figure:
     """Measured gradient variance against batch size, with the 1/b line through the first point."""
     sizes, values = list(noise), list(noise.values())
     fig, ax = plt.subplots(figsize=(MAX_WIDTH_IN, 3.2), layout="constrained")
-    ax.loglog(sizes, values, "o-", color=_line_colour(0), label="measured")
+    ax.loglog(sizes, values, "o-", color=line_colour(0), label="measured")
     ideal = [values[0] * sizes[0] / b for b in sizes]
-    ax.loglog(sizes, ideal, "--", color=_line_colour(1), label="∝ 1 / batch size")
+    ax.loglog(sizes, ideal, "--", color=line_colour(1), label="∝ 1 / batch size")
     ax.set_xlabel("batch size")
     ax.set_ylabel("gradient variance")
     ax.grid(alpha=0.4, which="both")
-    _legend_outside(ax)
+    legend_outside(ax)
     return fig
 
 
-@_themed
+@themed
 def plot_confusion_matrix(cm: torch.Tensor, class_names: Sequence[str]) -> Figure:
     """The confusion matrix as an image, rows normalised: each row shows where a class went."""
     counts = cm.double()
@@ -266,31 +205,13 @@ def plot_confusion_matrix(cm: torch.Tensor, class_names: Sequence[str]) -> Figur
     return fig
 
 
-def contrast_ratio(a: Any, b: Any) -> float:
-    """WCAG contrast ratio of two colours, from 1 (same) to 21 (black on white).
-
-    Example:
-        >>> round(contrast_ratio("black", "white"), 1)
-        21.0
-    """
-    light, dark = sorted((_luminance(a), _luminance(b)), reverse=True)
-    return (light + 0.05) / (dark + 0.05)
-
-
-def _luminance(colour: Any) -> float:
-    """WCAG relative luminance of a matplotlib colour."""
-    channels = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
-                for c in matplotlib.colors.to_rgb(colour)]  # fmt: skip
-    return 0.2126 * channels[0] + 0.7152 * channels[1] + 0.0722 * channels[2]
-
-
 def _cells(matrix: torch.Tensor):
     for i in range(matrix.shape[0]):
         for j in range(matrix.shape[1]):
             yield (i, j), float(matrix[i, j])
 
 
-@_themed
+@themed
 def plot_curves(
     curves: Mapping[str, Sequence[float]],
     ylabel: str = "loss",
@@ -313,7 +234,7 @@ def plot_curves(
     for i, (name, values) in enumerate(curves.items()):
         xs = list(x) if x is not None else list(range(1, len(values) + 1))
         marker = "o" if len(values) <= 30 else None
-        ax.plot(xs, values, marker=marker, color=_line_colour(i), label=name)
+        ax.plot(xs, values, marker=marker, color=line_colour(i), label=name)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if logx:
@@ -321,5 +242,5 @@ def plot_curves(
     elif x is None:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.4)
-    _legend_outside(ax)
+    legend_outside(ax)
     return fig

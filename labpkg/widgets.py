@@ -113,7 +113,7 @@ def explorer_html(
         ("n", "samples in the dataset", n, 1, max_n),
         ("batch", "batch size", batch_size, 1, 32),
         ("epochs", "epochs", epochs, 1, 10),
-        ("accumulate", "accumulation steps", accumulate, 1, 8),
+        ("accumulate", "mini-batches per update", accumulate, 1, 8),
     ]
     controls = "".join(
         f'<label>{text}: <b data-show="{role}">{value}</b><br>'
@@ -129,7 +129,7 @@ def explorer_html(
             ("last", "samples in the last mini-batch"),
             ("dropped", "samples dropped per epoch"),
             ("updates", "updates (iterations) per epoch"),
-            ("total", "updates in the whole run"),
+            ("total", "updates (iterations) in the whole run"),
             ("effective", "effective batch (batch × accumulation)"),
         ]
     )

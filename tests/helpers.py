@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import tempfile
+from typing import NamedTuple
+
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -33,28 +38,50 @@ def loader(dataset, batch_size: int = 4, shuffle: bool = False, **kwargs) -> Dat
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, **kwargs)
 
 
+def run_python(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    """This interpreter in a subprocess, started outside the checkout.
+
+    ``python -c`` and ``python -m`` put the working directory first on ``sys.path``: started
+    from the repository they would import ./labpkg, not the installed package under test.
+    """
+    kwargs.setdefault("cwd", tempfile.gettempdir())
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, **kwargs)
+
+
+class Event(NamedTuple):
+    """One hook call and the counters the trainer held at that moment."""
+
+    hook: str
+    epoch: int | None  # the epoch in progress (None at train begin and end)
+    batch: int | None  # the hook's mini-batch index (training or test), else None
+    global_step: int
+    batches_seen: int
+    samples_seen: int
+
+
 class Recorder(labpkg.Callback):
-    """Records every hook with the counters the trainer holds at that moment."""
+    """Records every hook as an ``Event`` (ignite's RecordedEngine, for callbacks)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.events: list[tuple] = []
+        self.events: list[Event] = []
 
-    def _note(self, hook: str, index: int | None = None) -> None:
+    def _note(self, hook: str, batch: int | None = None, epoch: bool = True) -> None:
         s = self.trainer.state
-        self.events.append((hook, index, s.epoch, s.global_step, s.epoch_length))
+        at = s.epoch if epoch else None
+        self.events.append(Event(hook, at, batch, s.global_step, s.batches_seen, s.samples_seen))
 
     def on_train_begin(self, logs=None):
-        self._note("train_begin")
+        self._note("train_begin", epoch=False)
 
     def on_train_end(self, logs=None):
-        self._note("train_end")
+        self._note("train_end", epoch=False)
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._note("epoch_begin", epoch)
+        self._note("epoch_begin")
 
     def on_epoch_end(self, epoch, logs=None):
-        self._note("epoch_end", epoch)
+        self._note("epoch_end")
 
     def on_train_batch_begin(self, batch, logs=None):
         self._note("batch_begin", batch)
@@ -75,4 +102,4 @@ class Recorder(labpkg.Callback):
         self._note("test_batch_end", batch)
 
     def hooks(self) -> list[str]:
-        return [e[0] for e in self.events]
+        return [e.hook for e in self.events]

@@ -202,7 +202,7 @@ def test_t2_terminate_on_nan_after_the_bad_batch():
         model, torch.optim.SGD(model.parameters(), lr=0.1), scripted_loss, device="cpu"
     )
     trainer.fit(loader(tiny_data(12)), callbacks=[TerminateOnNaN(), rec], verbose=0)
-    assert [e[1] for e in rec.events if e[0] == "batch_end"] == [0, 1]
+    assert [e.batch for e in rec.events if e.hook == "batch_end"] == [0, 1]
     with pytest.raises(RuntimeError, match="loss is nan"):
         TerminateOnNaN(raise_error=True).on_train_batch_end(0, {"loss": math.nan})
 
@@ -278,6 +278,33 @@ def test_live_plot_is_silent_in_a_terminal(capsys):
     trainer = tiny_trainer()
     trainer.fit(loader(tiny_data(8)), epochs=2, callbacks=[LivePlot()], verbose=0)
     assert capsys.readouterr().out == ""
+
+
+def test_live_plot_shows_one_figure_and_redraws_it_every_epoch(monkeypatch):
+    import IPython.display
+
+    import labpkg.callbacks.live
+
+    shown = []
+
+    class Handle:
+        def update(self, figure):
+            shown.append(("update", figure))
+
+    def display(figure, display_id=False):
+        shown.append(("display", figure))
+        assert display_id is True  # one output, redrawn in place
+        return Handle()
+
+    monkeypatch.setattr(labpkg.callbacks.live, "in_notebook", lambda: True)
+    monkeypatch.setattr(IPython.display, "display", display)
+    history = tiny_trainer().fit(
+        loader(tiny_data(8)), epochs=3, callbacks=[LivePlot(keys=["loss"])], verbose=0
+    )
+    assert [kind for kind, _ in shown] == ["display", "update", "update"]
+    last = shown[-1][1].axes[0].lines[0]  # the loss curve after epoch 3
+    assert list(last.get_xdata()) == [1, 2, 3]
+    assert list(last.get_ydata()) == history.history["loss"]
 
 
 def test_history_table_and_plot():

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pytest
 import torch
-from helpers import loader, tiny_data, tiny_model, tiny_trainer
+from helpers import loader, run_python, tiny_data, tiny_model, tiny_trainer
 
 import labpkg
 from labpkg.callbacks import ModelCheckpoint
@@ -52,7 +50,7 @@ def test_a_write_killed_midway_leaves_the_previous_file_intact(tmp_path):
         torch.save = dying_save
         save_checkpoint({{"version": 2}}, {str(path)!r})
     """)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True)
+    proc = run_python("-c", script)
     assert proc.returncode == -9
     loaded = load_checkpoint(path)
     assert loaded["version"] == 1 and torch.equal(loaded["w"], torch.ones(10))
@@ -116,7 +114,7 @@ def test_checkpoint_from_a_different_model_names_the_keys(tmp_path):
     trainer.save_checkpoint(str(tmp_path / "c.pt"))
     other = tiny_trainer(labpkg.UNet(labpkg.UNetConfig(num_classes=3, base_width=4, depth=3)))
     with pytest.raises(ValueError, match="different model: missing keys"):
-        other.load_checkpoint(str(tmp_path / "c.pt"))
+        other.restore(str(tmp_path / "c.pt"))
 
 
 def test_model_checkpoint_weights_only_loads_with_weights_only(tmp_path):
@@ -124,8 +122,13 @@ def test_model_checkpoint_weights_only_loads_with_weights_only(tmp_path):
     ckpt = ModelCheckpoint(str(tmp_path / "w.pt"), save_weights_only=True, monitor="loss")
     trainer.fit(loader(tiny_data(8)), epochs=1, callbacks=[ckpt], verbose=0)
     state = torch.load(tmp_path / "w.pt", weights_only=True)
-    model = tiny_model()
+    expected = trainer.model.state_dict()
+    assert state.keys() == expected.keys()  # the weights alone, not a training state
+    for key, value in expected.items():
+        assert torch.equal(state[key], value), key
+    model = tiny_model(seed=9)  # other weights, replaced by the file's
     model.load_state_dict(state)
+    assert torch.equal(model.head.weight, trainer.model.head.weight)
 
 
 def test_unwritable_checkpoint_folder_fails_before_training(tmp_path):

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from torch.utils.data import DataLoader, DistributedSampler
 
 import labpkg
-from labpkg.counting import iterations_per_epoch, samples_per_rank
+from labpkg.counting import batches_per_epoch, samples_per_rank
 
 
 def test_same_seed_gives_same_samples_whatever_the_size():
@@ -85,14 +85,14 @@ def test_return_index_exposes_which_samples_a_batch_holds():
 
 
 def test_seed_worked_example():
-    assert labpkg.iterations_per_epoch(1000, 100) == 10
-    assert labpkg.total_iterations(1000, 100, epochs=5) == 50
+    assert labpkg.batches_per_epoch(1000, 100) == 10
+    assert labpkg.total_updates(1000, 100, epochs=5) == 50
 
 
 @given(n=st.integers(1, 300), batch=st.integers(1, 64), drop_last=st.booleans())
-def test_iterations_per_epoch_equals_len_of_a_real_loader(n, batch, drop_last):
+def test_batches_per_epoch_equals_len_of_a_real_loader(n, batch, drop_last):
     loader = DataLoader(range(n), batch_size=batch, drop_last=drop_last)
-    assert iterations_per_epoch(n, batch, drop_last) == len(loader)
+    assert batches_per_epoch(n, batch, drop_last) == len(loader)
 
 
 @given(
@@ -108,7 +108,7 @@ def test_per_rank_counts_equal_a_real_distributed_sampler(n, batch, world, drop_
         )
         assert samples_per_rank(n, world, drop_last) == len(list(sampler))
         loader = DataLoader(range(n), batch_size=batch, sampler=sampler, drop_last=drop_last)
-        assert iterations_per_epoch(n, batch, drop_last, world) == len(loader)
+        assert batches_per_epoch(n, batch, drop_last, world) == len(loader)
 
 
 def test_spec_d1_distributed_sampler_case():
@@ -116,7 +116,7 @@ def test_spec_d1_distributed_sampler_case():
     assert got == [2, 6, 0] and samples_per_rank(10, 4) == 3
     got = list(DistributedSampler(range(10), num_replicas=4, rank=2, shuffle=False, drop_last=True))
     assert got == [2, 6] and samples_per_rank(10, 4, drop_last=True) == 2
-    assert iterations_per_epoch(10, 4) == 3 and iterations_per_epoch(10, 4, drop_last=True) == 2
+    assert batches_per_epoch(10, 4) == 3 and batches_per_epoch(10, 4, drop_last=True) == 2
 
 
 def test_accumulation_and_global_batch_arithmetic():
@@ -128,4 +128,4 @@ def test_accumulation_and_global_batch_arithmetic():
 def test_arithmetic_rejects_bad_counts(bad):
     args = {"n": 10, "batch_size": 2, "world_size": 1} | bad
     with pytest.raises(ValueError, match=next(iter(bad))):
-        iterations_per_epoch(**args)
+        batches_per_epoch(**args)

@@ -43,7 +43,7 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
         s = trainer.state
         torch.save(
             {
-                "counts": [s.epoch_length, s.global_step, s.batches_seen, s.samples_seen],
+                "counts": [s.batches_per_epoch, s.global_step, s.batches_seen, s.samples_seen],
                 "weights": trainer.model.state_dict(),
                 "history": history.history,
                 "probe_calls": probe.calls,
@@ -58,7 +58,7 @@ def test_two_gloo_processes_match_one_process_with_twice_the_batch(tmp_path):
     mp.spawn(_worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=WORLD, join=True)
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(WORLD)]
 
-    per_rank = labpkg.iterations_per_epoch(N, BATCH, world_size=WORLD)  # ceil(ceil(24/2)/3) = 4
+    per_rank = labpkg.batches_per_epoch(N, BATCH, world_size=WORLD)  # ceil(ceil(24/2)/3) = 4
     for r in ranks:
         assert r["counts"] == [per_rank, per_rank * EPOCHS, per_rank * EPOCHS, N // WORLD * EPOCHS]
     assert [r["probe_calls"] for r in ranks] == [EPOCHS, 0]  # side effects on rank 0 only

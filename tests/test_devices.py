@@ -79,9 +79,23 @@ def test_asking_for_missing_cuda_names_the_argument(monkeypatch):
         labpkg.pick_device("cuda")
 
 
-def test_time_call_returns_the_median_and_rejects_zero_repeats():
+def test_time_call_returns_the_median_of_the_timed_calls(monkeypatch):
+    import labpkg.devices
+
+    # a fake clock: each timed call takes the next of these durations (seconds)
+    durations = iter([0.010, 0.050, 0.020, 0.040, 0.030])
+    now = [0.0]
+
+    def clock():
+        return now[0]
+
+    def work():
+        now[0] += next(durations, 0.0)
+
+    monkeypatch.setattr(labpkg.devices.time, "perf_counter", clock)
     calls = []
-    assert labpkg.time_call(lambda: calls.append(1), torch.device("cpu"), repeats=3) >= 0
-    assert len(calls) == 4  # one warm-up + three timed
+    ms = labpkg.time_call(lambda: (calls.append(1), work()), torch.device("cpu"), repeats=4)
+    assert len(calls) == 5  # one warm-up (10 ms, not counted) + four timed
+    assert ms == pytest.approx(40.0)  # median of 50, 20, 40, 30 ms: the upper middle one
     with pytest.raises(ValueError, match="repeats"):
         labpkg.time_call(lambda: None, torch.device("cpu"), repeats=0)

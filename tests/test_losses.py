@@ -190,3 +190,44 @@ def test_bad_loss_options_are_rejected():
         DiceLoss(class_weights=[1.0])(
             torch.zeros(1, 2, 1, 1), torch.zeros(1, 1, 1, dtype=torch.long)
         )
+
+
+def test_cross_entropy_mean_matches_torch_with_weights_smoothing_and_ignore():
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 3, 4, 4, generator=gen)
+    target = torch.randint(0, 3, (2, 4, 4), generator=gen)
+    target[0, 0] = 255
+    weight = torch.tensor([1.0, 2.0, 0.5])
+    ours = CrossEntropyLoss(weight, ignore_index=255, label_smoothing=0.1)(logits, target)
+    theirs = torch.nn.functional.cross_entropy(
+        logits, target, weight=weight, ignore_index=255, label_smoothing=0.1
+    )
+    torch.testing.assert_close(ours, theirs)
+
+
+@pytest.mark.parametrize("make", [CrossEntropyLoss, DiceLoss, DiceCELoss])
+def test_validate_args_false_skips_the_label_check_but_not_the_shape_checks(make):
+    loss = make(validate_args=False)
+    logits, target = torch.zeros(1, 3, 2, 2), torch.zeros(1, 2, 2, dtype=torch.long)
+    assert torch.isfinite(loss(logits, target))
+    with pytest.raises(ValueError, match="differ in batch or spatial size"):
+        loss(logits, torch.zeros(1, 3, 3, dtype=torch.long))
+    loss.validate_args = True
+    with pytest.raises(ValueError, match=r"labels outside \[0, 3\)"):
+        loss(logits, torch.full((1, 2, 2), 5))
+
+
+def test_binary_dice_with_a_label_of_2_raises_or_turns_nan_never_a_number():
+    probs = torch.full((1, 2, 2), 0.5)
+    target = torch.tensor([[[0, 1], [2, 1]]])  # 2 is no binary label
+    with pytest.raises(ValueError, match="0 and 1 only"):
+        DiceLoss(mode="binary", from_logits=False)(probs, target)
+    unchecked = DiceLoss(mode="binary", from_logits=False, validate_args=False)(probs, target)
+    assert torch.isnan(unchecked)
+
+
+def test_dice_ce_checks_the_target_once_per_call():
+    loss = DiceCELoss()
+    assert loss.validate_args and not loss.losses[1].validate_args  # Dice would repeat CE's
+    loss.validate_args = False
+    assert not loss.losses[0].validate_args and not loss.losses[1].validate_args

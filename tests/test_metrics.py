@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from helpers import loader, tiny_data, tiny_model
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -223,3 +224,36 @@ def test_agrees_with_torchmetrics_where_semantics_coincide(seed):
     )
     assert math.isnan(out["mean_iou"][4]) and math.isnan(out["dice"][4])
     assert out["pixel_accuracy"].item() == pytest.approx(accuracy(scores, true).item())
+
+
+def test_unchecked_updates_still_refuse_out_of_range_labels_when_computed():
+    m = MeanIoU(3, validate_args=False)
+    m.update(t([[0, 1]]), t([[0, 7]]))  # no host read here, and no error yet
+    with pytest.raises(ValueError, match=r"1 pixels had a true or predicted label outside"):
+        m.compute()
+    checked = MeanIoU(3)
+    with pytest.raises(ValueError, match="labels outside"):
+        checked.update(t([[0, 1]]), t([[0, 7]]))  # raised at once
+
+
+def test_the_trainer_checks_first_batches_and_restores_validate_args(monkeypatch):
+    import labpkg.checks
+
+    seen = []
+    original = labpkg.checks.check_labels
+
+    def spy(*args, **kwargs):
+        seen.append(args[1])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(labpkg.checks, "check_labels", spy)
+    monkeypatch.setattr(labpkg.confusion, "check_labels", spy)
+    monkeypatch.setattr(labpkg.functional, "check_labels", spy)
+    loss, metric = labpkg.CrossEntropyLoss(), labpkg.MeanIoU(3)
+    model = tiny_model()
+    trainer = labpkg.Trainer(
+        model, torch.optim.SGD(model.parameters(), lr=0.1), loss, [metric], device="cpu"
+    )
+    trainer.fit(loader(tiny_data(24)), epochs=2, verbose=0)  # 6 mini-batches per epoch
+    assert len(seen) == 2 * 2  # first mini-batch of each epoch: the loss and the metric
+    assert loss.validate_args and metric.validate_args and trainer.val_metrics[0].validate_args

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -57,3 +59,34 @@ def test_every_toc_entry_exists():
     for entry in toc_files():
         candidates = [ROOT / f"{entry}{suffix}" for suffix in (".md", ".ipynb")]
         assert any(c.exists() for c in candidates), entry
+
+
+def _imports(path: Path) -> list[str]:
+    """Every module a notebook imports (``import x`` and ``from x import y``), magics skipped."""
+    modules = []
+    for cell in _cells(path):
+        if cell["cell_type"] != "code":
+            continue
+        lines = "".join(cell["source"]).splitlines()
+        # an IPython magic (%pip, !ls) is not Python: keep its indentation, drop the rest
+        code = "\n".join(
+            line[: len(line) - len(line.lstrip())] + "pass"
+            if line.lstrip().startswith(("%", "!"))
+            else line
+            for line in lines
+        )
+        for node in ast.walk(ast.parse(code)):
+            if isinstance(node, ast.Import):
+                modules += [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                modules.append(node.module)
+    return modules
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_lesson_imports_only_labpkg_torch_and_the_standard_library(path):
+    # one import line for the book's package: chapters use labpkg.X, never labpkg.sub.X
+    allowed = set(sys.stdlib_module_names) | {"torch"}
+    bad = [m for m in _imports(path) if m != "labpkg" and m.split(".")[0] not in allowed]
+    assert bad == [], f"{path.name} imports {bad}: use labpkg's top-level names"
+    assert "labpkg" in _imports(path)

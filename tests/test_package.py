@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
+from helpers import run_python
 
 import labpkg
 
@@ -23,10 +22,39 @@ def test_import_does_not_load_plotting_widgets_or_progress_bars():
         "heavy = [m for m in ('matplotlib', 'ipywidgets', 'tqdm', 'IPython') if m in added]\n"
         "print(','.join(heavy))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = run_python("-c", code, check=True)
     assert out.stdout.strip() == ""
 
 
 def test_public_names_are_exported():
     for name in labpkg.__all__:
         assert hasattr(labpkg, name), name
+
+
+def test_star_import_brings_chapter_names_but_not_matplotlib_or_ipython():
+    code = (
+        "import sys, torch\n"
+        "before = set(sys.modules)\n"
+        "from labpkg import *\n"
+        "added = set(sys.modules) - before\n"
+        "print(sorted(m for m in ('matplotlib', 'IPython', 'ipywidgets') if m in added))\n"
+        "print(Trainer.__name__, batches_per_epoch(10, 4), Recipe.__name__)\n"
+    )
+    out = run_python("-c", code, check=True)
+    assert out.stdout.split("\n")[:2] == ["[]", "Trainer 3 Recipe"]
+
+
+def test_heavy_modules_are_lazy_attributes_outside_all():
+    for name in ("viz", "widgets", "exercises", "profiling"):
+        assert name not in labpkg.__all__
+        assert getattr(labpkg, name).__name__ == f"labpkg.{name}"
+
+
+def test_every_module_has_a_section_in_the_api_reference():
+    import pkgutil
+    from pathlib import Path
+
+    api = (Path(__file__).resolve().parents[1] / "book" / "api.md").read_text()
+    modules = [m.name for m in pkgutil.walk_packages(labpkg.__path__, "labpkg.")]
+    missing = [m for m in modules if m != "labpkg.__main__" and f"automodule:: {m}\n" not in api]
+    assert missing == []

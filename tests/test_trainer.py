@@ -12,32 +12,12 @@ from torch import nn
 import labpkg
 
 
-def test_t1_hook_sequence_and_counters_for_two_epochs_of_three_batches():
-    rec = Recorder()
-    trainer = tiny_trainer()
-    trainer.fit(
-        loader(tiny_data(12)),
-        epochs=2,
-        validation_data=loader(tiny_data(4)),
-        callbacks=[rec],
-        verbose=0,
-    )
-    epoch = ["epoch_begin"] + ["batch_begin", "batch_end"] * 3
-    val = ["test_begin", "test_batch_begin", "test_batch_end", "test_end", "epoch_end"]
-    assert rec.hooks() == ["train_begin", *(epoch + val) * 2, "train_end"]
-    batch_ends = [e for e in rec.events if e[0] == "batch_end"]
-    assert [e[1] for e in batch_ends] == [0, 1, 2, 0, 1, 2]
-    assert [e[3] for e in batch_ends] == [1, 2, 3, 4, 5, 6]  # global_step after each update
-    assert {e[4] for e in rec.events} == {3}  # epoch_length
-    assert [e[1] for e in rec.events if e[0] == "epoch_end"] == [0, 1]
-
-
 def test_seed_example_1000_samples_batch_100_five_epochs_gives_50_updates():
     data = tiny_data(1000, size=8)
     trainer = tiny_trainer()
     history = trainer.fit(loader(data, batch_size=100, shuffle=True), epochs=5, verbose=0)
-    assert trainer.state.epoch_length == 10
-    assert trainer.state.global_step == 50 == labpkg.total_iterations(1000, 100, 5)
+    assert trainer.state.batches_per_epoch == 10
+    assert trainer.state.global_step == 50 == labpkg.total_updates(1000, 100, 5)
     assert trainer.state.samples_seen == 5000 and trainer.state.batches_seen == 50
     assert history.epoch == [0, 1, 2, 3, 4]
 
@@ -84,7 +64,7 @@ def test_remainder_group_is_averaged_over_its_own_size():
 def test_steps_per_epoch_limits_every_epoch():
     trainer = tiny_trainer()
     trainer.fit(loader(tiny_data(40)), epochs=3, steps_per_epoch=2, verbose=0)
-    assert (trainer.state.epoch_length, trainer.state.global_step) == (2, 6)
+    assert (trainer.state.batches_per_epoch, trainer.state.global_step) == (2, 6)
 
 
 def test_stop_mid_epoch_still_validates_and_ends():
@@ -120,16 +100,45 @@ def test_epoch_loss_is_the_batch_size_weighted_mean():
     assert history.history["loss"][0] == pytest.approx(2 / 5)  # not the per-batch mean (1.0)
 
 
-def test_metrics_are_dataset_level_and_validation_is_separate():
-    metric = labpkg.SegmentationMetrics(num_classes=3)
-    trainer = tiny_trainer(metrics=[metric])
-    history = trainer.fit(
-        loader(tiny_data(12)), epochs=1, validation_data=loader(tiny_data(8)), verbose=0
-    )
-    for key in ("pixel_accuracy", "mean_iou", "dice", "val_pixel_accuracy", "val_mean_iou"):
-        assert 0 <= history.history[key][0] <= 1
-    assert int(metric.confmat.sum()) == 12 * 8 * 8  # training pixels only
-    assert int(trainer.val_metrics[0].confmat.sum()) == 8 * 8 * 8
+class FixedScores(nn.Module):
+    """A 'model' whose scores are stored per sample: its predictions are known in advance."""
+
+    def __init__(self, scores: torch.Tensor) -> None:
+        super().__init__()
+        self.scores = scores
+        self.bias = nn.Parameter(torch.zeros(()))  # something for the optimizer to hold
+
+    def forward(self, x):
+        index = x[:, 0, 0, 0].long()  # the sample's index rides in its first pixel
+        return self.scores[index] + self.bias
+
+
+def test_epoch_metrics_are_dataset_level_not_a_mean_of_batches():
+    # two batches of two 1x2 images, 2 classes; batch A has no foreground, batch B some
+    target = torch.tensor([[[0, 0]], [[0, 0]], [[1, 1]], [[1, 0]]])
+    pred = torch.tensor([[[0, 1]], [[0, 0]], [[1, 1]], [[1, 1]]])
+    scores = torch.nn.functional.one_hot(pred, 2).permute(0, 3, 1, 2).float() * 10
+    x = torch.arange(4.0).view(4, 1, 1, 1).expand(4, 3, 1, 2).contiguous()
+    model = FixedScores(scores)
+    trainer = labpkg.Trainer(
+        model, torch.optim.SGD(model.parameters(), lr=0.0), "cross_entropy",
+        metrics=[labpkg.SegmentationMetrics(2)], device="cpu",
+    )  # fmt: skip
+    data = loader(torch.utils.data.TensorDataset(x, target), batch_size=2)
+    logs = trainer.fit(data, validation_data=data, verbose=0).history
+    whole = labpkg.MeanIoU(2)
+    whole.update(pred, target)  # every pixel at once
+    per_batch = []
+    for part in (slice(0, 2), slice(2, 4)):
+        one = labpkg.MeanIoU(2)
+        one.update(pred[part], target[part])
+        per_batch.append(one.compute().item())
+    expected = whole.compute().item()
+    assert abs(expected - sum(per_batch) / 2) > 0.1  # the two means really differ here
+    assert logs["mean_iou"][0] == pytest.approx(expected)
+    assert logs["val_mean_iou"][0] == pytest.approx(expected)
+    # validation has its own copies: its matrix holds the validation pixels only
+    assert int(trainer.val_metrics[0].confmat.sum()) == int(trainer.metrics[0].confmat.sum()) == 8
 
 
 def test_amp_on_cpu_runs_the_forward_pass_in_bfloat16_and_trains():
@@ -162,6 +171,14 @@ def test_d3_float16_overflow_skips_the_step_and_halves_the_scale():
     assert trainer.scaler.get_scale() == scale / 2
     for p, q in zip(model.parameters(), before, strict=True):
         assert torch.equal(p, q)
+    # the skipped update still counts: global_step follows the data; skipped_updates says so
+    assert (trainer.state.global_step, trainer.state.skipped_updates) == (1, 1)
+
+
+def test_applied_updates_are_not_counted_as_skipped():
+    trainer = tiny_trainer(amp=True, amp_dtype=torch.float16)
+    trainer.fit(loader(tiny_data(12)), epochs=2, verbose=0)
+    assert (trainer.state.global_step, trainer.state.skipped_updates) == (6, 0)
 
 
 def test_grad_clipping_bounds_the_update():
@@ -260,8 +277,17 @@ def test_get_optimizer_uses_torch_defaults_and_keras_aliases():
         labpkg.get_optimizer("sgd", params, lr=0.1, learning_rate=0.2)
 
 
-def test_device_default_and_progress_bar_do_not_break_training(capsys):
-    trainer = tiny_trainer()
+def test_device_none_is_the_device_pick_device_chooses(monkeypatch, capsys):
+    chosen = []
+
+    def pick(device=None):
+        chosen.append(device)
+        return torch.device("cpu")
+
+    monkeypatch.setattr(labpkg.trainer, "pick_device", pick)
+    model = tiny_model()
+    trainer = labpkg.Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), "cross_entropy")
+    assert chosen == [None] and trainer.device == torch.device("cpu")
     trainer.fit(loader(tiny_data(8)), epochs=1, verbose=2)
     assert "epoch 1/1 loss=" in capsys.readouterr().out
 
@@ -289,3 +315,12 @@ def test_step_scheduler_steps_once_per_update_and_logs_the_learning_rate():
     assert trainer.state.global_step == 4  # 4 batches / epoch, 2 per update
     assert trainer.optimizer.param_groups[0]["lr"] == 0.5**4
     assert history.history["learning_rate"] == [1.0, 0.25]
+
+
+def test_train_one_epoch_shows_chapter_fives_five_numbered_steps_in_order():
+    import inspect
+
+    source = inspect.getsource(labpkg.Trainer._train_one_epoch)  # chapter 5 shows this
+    marks = ["# 1. forward", "2. loss", "# 3. backward", "# 4. optimizer step", "# 5. metrics"]
+    positions = [source.find(mark) for mark in marks]
+    assert -1 not in positions and positions == sorted(positions), positions

@@ -1,5 +1,9 @@
 """Callbacks: code that runs at fixed points of ``Trainer.fit`` (Keras hook names).
 
+One module per family: ``base`` (the hooks), ``history``, ``loggers`` (progress bar, CSV),
+``live`` (a plot that redraws), ``stopping`` (early stopping, NaN), ``checkpointing``,
+``lr`` (every learning-rate callback), ``monitor`` (what "better" means).
+
 The Keras lines ``EarlyStopping(monitor='val_loss', patience=10)`` and
 ``ModelCheckpoint('best_model.h5', save_best_only=True)`` read the same here (with a ``.pt``
 file).
@@ -7,14 +11,12 @@ file).
 
 from labpkg.callbacks.base import Callback, CallbackList
 from labpkg.callbacks.checkpointing import ModelCheckpoint
-from labpkg.callbacks.early_stopping import EarlyStopping
 from labpkg.callbacks.history import History
 from labpkg.callbacks.live import LivePlot
-from labpkg.callbacks.loggers import CSVLogger, TerminateOnNaN
-from labpkg.callbacks.lr import LRSchedulerCallback
+from labpkg.callbacks.loggers import CSVLogger, ProgbarLogger
+from labpkg.callbacks.lr import LearningRateScheduler, LRSchedulerCallback, ReduceLROnPlateau
 from labpkg.callbacks.monitor import is_improvement, resolve_mode
-from labpkg.callbacks.progress import ProgbarLogger
-from labpkg.callbacks.schedules import LearningRateScheduler, ReduceLROnPlateau
+from labpkg.callbacks.stopping import EarlyStopping, TerminateOnNaN
 
 __all__ = [
     "CSVLogger",

@@ -3,24 +3,28 @@
 Where each hook fires (a simplified ``Trainer.fit``)::
 
     callbacks.on_train_begin()
-    for epoch in range(epochs):
+    for epoch in range(initial_epoch, epochs):
+        if trainer.state.stop_training: break              # no further epoch starts
         callbacks.on_epoch_begin(epoch)
         for batch, (x, y) in enumerate(train_loader):
             callbacks.on_train_batch_begin(batch)
-            ...forward, loss, backward, optimizer step...
+            ...forward, loss, backward, (every k mini-batches) optimizer step...
             callbacks.on_train_batch_end(batch, logs)      # logs: running epoch means
-            if trainer.state.stop_training: break
-        callbacks.on_test_begin()                          # validation, if any
+            if trainer.state.stop_training: break          # the epoch ends here
+        callbacks.on_test_begin()                          # validation, if due
         for batch, (x, y) in enumerate(val_loader):
             callbacks.on_test_batch_begin(batch)
             callbacks.on_test_batch_end(batch, logs)
         callbacks.on_test_end(logs)
         callbacks.on_epoch_end(epoch, logs)                # logs: loss, metrics, val_*
-        if trainer.state.stop_training: break
     callbacks.on_train_end(logs)
 
 ``epoch`` and ``batch`` are 0-based. A callback changes training only through what it is given:
 ``trainer.state.stop_training = True``, the optimizer's learning rate, the model's weights.
+The loop looks at ``stop_training`` in the two places marked above, after each mini-batch and
+before each epoch, and training ends at whichever comes next; the current epoch's validation
+and ``on_epoch_end`` still run, as in Keras. A stop in the middle of an accumulation group
+makes no update from the part of the group that ran.
 """
 
 from __future__ import annotations

@@ -1,14 +1,28 @@
-"""Learning-rate callbacks: wrap any PyTorch scheduler, per step or per epoch."""
+"""Learning-rate callbacks, every one of them.
+
+- ``LRSchedulerCallback`` steps any ``torch.optim.lr_scheduler`` scheduler, once per update
+  (``interval="step"``) or once per epoch;
+- ``LearningRateScheduler`` sets the lr from a function of the epoch (Keras);
+- ``ReduceLROnPlateau`` lowers the lr when a monitored value stops improving (Keras rules).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from labpkg.callbacks.base import Callback
+from labpkg.callbacks.monitor import MissingKeyWarner, is_improvement, resolve_mode
 
-__all__ = ["LRSchedulerCallback", "current_lr", "set_lr"]
+__all__ = [
+    "LRSchedulerCallback",
+    "LearningRateScheduler",
+    "ReduceLROnPlateau",
+    "current_lr",
+    "set_lr",
+]
 
 
 def current_lr(optimizer: torch.optim.Optimizer) -> float:
@@ -82,3 +96,115 @@ class LRSchedulerCallback(Callback):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.scheduler.load_state_dict(state["scheduler"])
         self._steps_seen = state["steps_seen"]
+
+
+class ReduceLROnPlateau(Callback):
+    """Multiply the learning rate by ``factor`` when ``monitor`` stops improving (Keras rules).
+
+    At each epoch end: log the current lr as ``learning_rate``; if in cooldown, count it down
+    and reset ``wait``; on an improvement (by more than the *absolute* ``min_delta``) reset
+    ``wait``, else, outside cooldown, ``wait += 1``; when ``wait >= patience`` and the lr is
+    above ``min_lr``, set lr = max(lr · factor, min_lr), start the cooldown, reset ``wait``.
+
+    PyTorch's ``torch.optim.lr_scheduler.ReduceLROnPlateau`` differs: its threshold is
+    *relative* by default and it reduces when the bad epochs *exceed* ``patience``, one epoch
+    later than this callback.
+
+    Args:
+        monitor: log key to watch (default ``"val_loss"``).
+        factor: multiplier, in (0, 1) (default 0.1).
+        patience: epochs without improvement before reducing (default 10).
+        mode: ``"auto"``, ``"min"`` or ``"max"``.
+        min_delta: absolute improvement threshold (default 1e-4).
+        cooldown: epochs to wait after a reduction before counting again (default 0).
+        min_lr: lower bound of the lr (default 0).
+        verbose: 1 prints each reduction.
+
+    Example:
+        >>> ReduceLROnPlateau(factor=0.5, patience=2).factor
+        0.5
+    """
+
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        factor: float = 0.1,
+        patience: int = 10,
+        mode: str = "auto",
+        min_delta: float = 1e-4,
+        cooldown: int = 0,
+        min_lr: float = 0.0,
+        verbose: int = 0,
+    ) -> None:
+        super().__init__()
+        if not 0 < factor < 1:
+            raise ValueError(f"factor must be in (0, 1): it multiplies the lr, got {factor}")
+        self.monitor, self.factor, self.patience = monitor, factor, patience
+        self.mode, self.min_delta = resolve_mode(monitor, mode), abs(min_delta)
+        self.cooldown, self.min_lr, self.verbose = cooldown, min_lr, verbose
+        self._warn_missing = MissingKeyWarner("ReduceLROnPlateau", monitor)
+        self.on_train_begin()
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.wait, self.cooldown_counter, self.best = 0, 0, None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs if logs is not None else {}
+        lr = current_lr(self.trainer.optimizer)
+        logs["learning_rate"] = lr  # the value this epoch trained with
+        if self.monitor not in logs:
+            self._warn_missing(logs)
+            return
+        current = float(logs[self.monitor])
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.wait = 0
+        if is_improvement(current, self.best, self.mode, self.min_delta):
+            self.best, self.wait = current, 0
+        elif self.cooldown_counter <= 0:
+            self.wait += 1
+            if self.wait >= self.patience and lr > self.min_lr:
+                new_lr = max(lr * self.factor, self.min_lr)
+                set_lr(self.trainer.optimizer, new_lr)
+                self.cooldown_counter, self.wait = self.cooldown, 0
+                if self.verbose:
+                    print(f"epoch {epoch + 1}: learning rate {lr:.3g} -> {new_lr:.3g}")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"wait": self.wait, "cooldown_counter": self.cooldown_counter, "best": self.best}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.wait, self.cooldown_counter = state["wait"], state["cooldown_counter"]
+        self.best = state["best"]
+
+
+class LearningRateScheduler(Callback):
+    """Set the lr to ``schedule(epoch, lr)`` at the start of every epoch (0-based epoch).
+
+    Args:
+        schedule: a function of (epoch, current lr) returning the new lr.
+        verbose: 1 prints the lr of each epoch.
+
+    Example:
+        >>> halve = LearningRateScheduler(lambda epoch, lr: lr if epoch < 1 else lr * 0.5)
+        >>> halve.schedule(1, 1.0)
+        0.5
+    """
+
+    def __init__(self, schedule: Callable[[int, float], float], verbose: int = 0) -> None:
+        super().__init__()
+        if not callable(schedule):
+            raise TypeError("schedule must be a function (epoch, lr) -> lr")
+        self.schedule, self.verbose = schedule, verbose
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        lr = self.schedule(epoch, current_lr(self.trainer.optimizer))
+        if not isinstance(lr, (int, float)) or lr < 0:
+            raise ValueError(f"schedule({epoch}, lr) must return a number >= 0, got {lr!r}")
+        set_lr(self.trainer.optimizer, float(lr))
+        if self.verbose:
+            print(f"epoch {epoch + 1}: learning rate {lr:.3g}")
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is not None:
+            logs["learning_rate"] = current_lr(self.trainer.optimizer)

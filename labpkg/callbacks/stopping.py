@@ -1,4 +1,4 @@
-"""``EarlyStopping``: stop when the monitored value has stopped improving (Keras semantics)."""
+"""Callbacks that end training: ``EarlyStopping`` (Keras semantics) and ``TerminateOnNaN``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 from labpkg.callbacks.base import Callback
 from labpkg.callbacks.monitor import MissingKeyWarner, is_improvement, resolve_mode
 
-__all__ = ["EarlyStopping"]
+__all__ = ["EarlyStopping", "TerminateOnNaN"]
 
 
 class EarlyStopping(Callback):
@@ -118,3 +118,29 @@ class EarlyStopping(Callback):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.wait, self.best = state["wait"], state["best"]
         self.best_epoch, self.best_weights = state["best_epoch"], state["best_weights"]
+
+
+class TerminateOnNaN(Callback):
+    """Stop (or raise) as soon as the running training loss is NaN or infinite.
+
+    Args:
+        raise_error: raise ``RuntimeError`` instead of stopping quietly (default False).
+
+    Example:
+        >>> TerminateOnNaN().raise_error
+        False
+    """
+
+    def __init__(self, raise_error: bool = False) -> None:
+        super().__init__()
+        self.raise_error = raise_error
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is None or math.isfinite(float(loss)):  # float() is a host sync per batch
+            return
+        message = f"batch {batch + 1}: loss is {float(loss)}, terminating training"
+        if self.raise_error:
+            raise RuntimeError(message)
+        print(message)
+        self.trainer.state.stop_training = True

@@ -1,0 +1,181 @@
+"""The confusion matrix and the three segmentation scores computed from it (pure functions).
+
+A C×C matrix of pixel counts (rows: true class, columns: predicted class) holds everything
+pixel accuracy, IoU and Dice need:
+
+- IoU = TP / (TP + FP + FN), Dice = 2TP / (2TP + FP + FN), accuracy = ΣTP / valid pixels;
+- a class with TP + FP + FN = 0 (absent and never predicted) is NaN, left out of means.
+
+``labpkg.metrics`` sums these matrices over an epoch (dataset-level scores).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from labpkg.checks import check_class_target, check_labels
+
+__all__ = [
+    "MODES",
+    "confusion_matrix",
+    "pair_counts",
+    "to_labels",
+    "check_label_ranges",
+    "iou_from_confusion",
+    "dice_from_confusion",
+    "pixel_accuracy_from_confusion",
+]
+
+MODES = ("multiclass", "binary")
+
+
+def confusion_matrix(
+    preds: torch.Tensor,
+    target: torch.Tensor,
+    num_classes: int,
+    ignore_index: int | None = None,
+    mode: str = "multiclass",
+    threshold: float = 0.5,
+    validate_args: bool = True,
+) -> torch.Tensor:
+    """Count pixels by (true class, predicted class).
+
+    Args:
+        preds: class scores (N, C, H, W), argmaxed over dim 1, or labels (N, H, W). In binary
+            mode: logits (N, H, W) or (N, 1, H, W), thresholded after a sigmoid, or 0/1 labels.
+        target: integer labels (N, H, W) (binary mode also accepts (N, 1, H, W)).
+        num_classes: C >= 2 (2 in binary mode).
+        ignore_index: target value whose pixels are skipped (default None).
+        mode: ``"multiclass"`` (default) or ``"binary"``.
+        threshold: binary mode probability threshold (default 0.5).
+        validate_args: raise on a label outside [0, C) that is not ``ignore_index`` (a host
+            read). With False such pixels are left out without a word; the stateful metrics
+            count them instead and raise when the score is computed.
+
+    Returns:
+        int64 tensor (C, C) on the input's device; ``cm[t, p]`` counts pixels of class t
+        predicted as p.
+
+    Example:
+        >>> t = torch.tensor([[[0, 1], [1, 2]]])
+        >>> p = torch.tensor([[[0, 1], [2, 2]]])
+        >>> confusion_matrix(p, t, num_classes=3).tolist()
+        [[1, 0, 0], [0, 1, 1], [0, 0, 1]]
+    """
+    labels, target = to_labels(preds, target, num_classes, mode, threshold)
+    if validate_args:
+        check_label_ranges(preds, labels, target, num_classes, ignore_index)
+    counts = pair_counts(labels, target, num_classes, ignore_index)
+    return counts[:-1].reshape(num_classes, num_classes)
+
+
+def pair_counts(
+    labels: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int | None
+) -> torch.Tensor:
+    """Pixels per (true, predicted) pair, flat: (C·C + 1,) int64. No host sync.
+
+    Bin ``t·C + p`` counts pixels of true class t predicted as p; the last bin counts pixels
+    whose true or predicted label lies outside [0, C) (other than ``ignore_index``), which
+    would otherwise land silently in another class's bin. One ``scatter_add_`` into bins of a
+    fixed size: ``bincount`` would read the largest label back to the host to size its output.
+    """
+    c = num_classes
+    in_range = (target >= 0) & (target < c) & (labels >= 0) & (labels < c)
+    index = torch.where(in_range, target * c + labels, c * c)  # (N, H, W)
+    if ignore_index is not None:
+        index = torch.where(target == ignore_index, c * c + 1, index)  # a bin dropped below
+    index = index.reshape(-1)
+    counts = torch.zeros(c * c + 2, dtype=torch.long, device=index.device)
+    counts.scatter_add_(0, index, torch.ones_like(index))
+    return counts[: c * c + 1]
+
+
+def to_labels(preds, target, num_classes, mode="multiclass", threshold=0.5):
+    """Predicted and true labels of one shape (N, H, W), int64, from scores or labels."""
+    check_mode(mode, num_classes)
+    if mode == "multiclass":
+        check_class_target(target)
+    elif target.is_floating_point():
+        raise TypeError(f"target must hold integer class ids (int64), got dtype {target.dtype}")
+    if mode == "binary":
+        if num_classes != 2:
+            raise ValueError(f"binary mode has num_classes=2, got {num_classes}")
+        preds, target = _squeeze_channel(preds), _squeeze_channel(target)
+        labels = (torch.sigmoid(preds.float()) > threshold) if preds.is_floating_point() else preds
+        labels = labels.long()
+    elif preds.ndim == target.ndim + 1:
+        if preds.shape[1] != num_classes:
+            raise ValueError(f"preds have {preds.shape[1]} channels but num_classes={num_classes}")
+        labels = preds.argmax(dim=1)  # (N, C, H, W) -> (N, H, W)
+    else:
+        if preds.is_floating_point():
+            raise TypeError("label preds must be integers; pass (N, C, H, W) scores to argmax")
+        labels = preds.long()
+    if labels.shape != target.shape:
+        raise ValueError(
+            f"preds and target differ in shape: {tuple(labels.shape)} vs {tuple(target.shape)}"
+        )
+    return labels, target.long()
+
+
+def check_label_ranges(
+    preds: torch.Tensor,
+    labels: torch.Tensor,
+    target: torch.Tensor,
+    num_classes: int,
+    ignore_index: int | None,
+) -> None:
+    """Raise now if a label is outside [0, C) and not ``ignore_index`` (a host read each)."""
+    check_labels(target, num_classes, ignore_index)
+    if not preds.is_floating_point():  # scores give labels in range by construction
+        check_labels(labels, num_classes, None, name="preds")
+
+
+def check_mode(mode: str, num_classes: int) -> None:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+
+
+def _squeeze_channel(x: torch.Tensor) -> torch.Tensor:
+    return x[:, 0] if x.ndim == 4 and x.shape[1] == 1 else x
+
+
+def iou_from_confusion(cm: torch.Tensor) -> torch.Tensor:
+    """Per-class IoU = TP / (TP + FP + FN); NaN for a class never seen nor predicted.
+
+    Example:
+        >>> iou_from_confusion(torch.tensor([[1, 0, 0], [0, 1, 1], [0, 0, 1]])).tolist()
+        [1.0, 0.5, 0.5]
+    """
+    tp, fp, fn = _tp_fp_fn(cm)
+    return tp / (tp + fp + fn)  # 0/0 = NaN marks an absent class
+
+
+def dice_from_confusion(cm: torch.Tensor) -> torch.Tensor:
+    """Per-class Dice (F1) = 2TP / (2TP + FP + FN); NaN for an absent class.
+
+    Example:
+        >>> dice_from_confusion(torch.tensor([[1, 0], [1, 2]])).tolist()
+        [0.6666666666666666, 0.8]
+    """
+    tp, fp, fn = _tp_fp_fn(cm)
+    return 2 * tp / (2 * tp + fp + fn)
+
+
+def pixel_accuracy_from_confusion(cm: torch.Tensor) -> torch.Tensor:
+    """Correct pixels / valid pixels; NaN when there are no valid pixels.
+
+    Example:
+        >>> pixel_accuracy_from_confusion(torch.tensor([[1, 0], [1, 2]])).item()
+        0.75
+    """
+    cm = cm.double()
+    return cm.diagonal().sum() / cm.sum()
+
+
+def _tp_fp_fn(cm: torch.Tensor):
+    cm = cm.double()
+    tp = cm.diagonal()
+    return tp, cm.sum(dim=0) - tp, cm.sum(dim=1) - tp  # column sums: predicted; rows: true
