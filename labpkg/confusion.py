@@ -65,23 +65,31 @@ def confusion_matrix(
     labels, target = to_labels(preds, target, num_classes, mode, threshold)
     if validate_args:
         check_label_ranges(preds, labels, target, num_classes, ignore_index)
-    counts = pair_counts(labels, target, num_classes, ignore_index)
+    counts = pair_counts(labels, target, num_classes, ignore_index, checked=validate_args)
     return counts[:-1].reshape(num_classes, num_classes)
 
 
 def pair_counts(
-    labels: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int | None
+    labels: torch.Tensor,
+    target: torch.Tensor,
+    num_classes: int,
+    ignore_index: int | None,
+    checked: bool = False,
 ) -> torch.Tensor:
     """Pixels per (true, predicted) pair, flat: (C·C + 1,) int64. No host sync.
 
     Bin ``t·C + p`` counts pixels of true class t predicted as p; the last bin counts pixels
     whose true or predicted label lies outside [0, C) (other than ``ignore_index``), which
-    would otherwise land silently in another class's bin. One ``scatter_add_`` into bins of a
-    fixed size: ``bincount`` would read the largest label back to the host to size its output.
+    would otherwise land silently in another class's bin (``checked=True``: the labels were
+    just checked, so that bin stays 0 and the range test is skipped). One ``scatter_add_``
+    into bins of a fixed size: ``bincount`` would read the largest label back to the host to
+    size its output.
     """
     c = num_classes
-    in_range = (target >= 0) & (target < c) & (labels >= 0) & (labels < c)
-    index = torch.where(in_range, target * c + labels, c * c)  # (N, H, W)
+    index = target * c + labels  # (N, H, W)
+    if not checked:
+        in_range = (target >= 0) & (target < c) & (labels >= 0) & (labels < c)
+        index = torch.where(in_range, index, c * c)
     if ignore_index is not None:
         index = torch.where(target == ignore_index, c * c + 1, index)  # a bin dropped below
     index = index.reshape(-1)

@@ -104,9 +104,10 @@ class ConfusionMetric:
     def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
         """Add one batch to the matrix (kept on the input's device; no host sync)."""
         labels, target = to_labels(preds, target, self.num_classes, self.mode, self.threshold)
-        if self.validate_args:
+        checked = self.validate_args
+        if checked:
             check_label_ranges(preds, labels, target, self.num_classes, self.ignore_index)
-        counts = pair_counts(labels, target, self.num_classes, self.ignore_index)
+        counts = pair_counts(labels, target, self.num_classes, self.ignore_index, checked)
         self.counts = counts if self.counts is None else self.counts.add_(counts)
 
     def reset(self) -> None:
