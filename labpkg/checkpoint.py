@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import pickle
 import random
@@ -24,16 +25,22 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "check_writable",
+    "plain",
     "rng_state",
     "set_rng_state",
+    "check_model_state",
     "load_model_state",
-    "trainer_state",
-    "restore_trainer",
 ]
 
 
 def save_checkpoint(obj: dict[str, Any], path: str | os.PathLike) -> Path:
     """Write ``obj`` to ``path`` atomically (temporary file + ``os.replace``).
+
+    NumPy numbers and arrays become Python numbers and tensors first (``plain``), because
+    ``torch.load(..., weights_only=True)`` would refuse them; anything else that such a load
+    refuses raises ``TypeError`` now, before a file that could never be loaded is written.
+    Temporary files left by earlier writes of the same checkpoint that were killed midway
+    are removed once this one is in place.
 
     Args:
         obj: a dict of tensors and plain Python values (no custom classes).
@@ -49,8 +56,10 @@ def save_checkpoint(obj: dict[str, Any], path: str | os.PathLike) -> Path:
         3
     """
     path = Path(path)
+    obj = plain(obj)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    prefix = f".{path.name}."
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
@@ -60,7 +69,41 @@ def save_checkpoint(obj: dict[str, Any], path: str | os.PathLike) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    for stale in path.parent.glob(f"{glob.escape(prefix)}*.tmp"):  # left by killed writes
+        stale.unlink(missing_ok=True)
     return path
+
+
+def plain(value: Any, where: str = "checkpoint") -> Any:
+    """``value`` with NumPy numbers and arrays turned into Python numbers and tensors.
+
+    Raises:
+        TypeError: for anything ``torch.load(..., weights_only=True)`` would refuse, naming
+            where in the checkpoint it sits.
+
+    Example:
+        >>> import numpy as np
+        >>> plain({"best": np.float64(0.5), "steps": [np.int64(3)]})
+        {'best': 0.5, 'steps': [3]}
+    """
+    if isinstance(value, np.generic):  # first: np.float64 is also a float
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str, torch.Tensor)):
+        return value
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value.copy())
+    if isinstance(value, dict):
+        return {k: plain(v, f"{where}[{k!r}]") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        items = [plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return items if isinstance(value, list) else tuple(items)
+    if isinstance(value, (torch.dtype, torch.device, torch.Size)):
+        return value
+    raise TypeError(
+        f"{where} holds a {type(value).__name__}; a checkpoint may hold only tensors, numbers, "
+        "strings, None, lists, tuples and dicts (state_dict() values), so that it loads with "
+        "torch.load(..., weights_only=True)"
+    )
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
@@ -85,8 +128,10 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
             f"refused to load {path}: it holds Python objects other than tensors and plain "
             "values, and unpickling them could run code. Save state_dict()s and numbers only."
         ) from err
-    except (RuntimeError, EOFError) as err:
-        raise ValueError(f"{path} is not a readable checkpoint ({err})") from err
+    except (RuntimeError, EOFError, OSError) as err:  # truncated or damaged archives
+        raise ValueError(
+            f"{path} is not a readable checkpoint: it is damaged or was cut short ({err})"
+        ) from err
 
 
 def check_writable(path: str | os.PathLike) -> None:
@@ -100,19 +145,24 @@ def check_writable(path: str | os.PathLike) -> None:
         raise ValueError(f"cannot write checkpoints to {folder}: {err.strerror}") from err
 
 
-def load_model_state(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
-    """``model.load_state_dict(state)`` with an error that names the keys that differ."""
-    own = set(model.state_dict())
-    missing, unexpected = sorted(own - set(state)), sorted(set(state) - own)
+def check_model_state(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Raise ``ValueError`` naming the keys or shapes that differ, before anything is loaded."""
+    own = model.state_dict()
+    missing, unexpected = sorted(own.keys() - state.keys()), sorted(state.keys() - own.keys())
     if missing or unexpected:
         raise ValueError(
             "checkpoint is from a different model: "
             f"missing keys {missing[:5]}{'...' if len(missing) > 5 else ''}, "
             f"unexpected keys {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}"
         )
-    shapes = [k for k, v in model.state_dict().items() if v.shape != state[k].shape]
+    shapes = [k for k, v in own.items() if v.shape != state[k].shape]
     if shapes:
         raise ValueError(f"checkpoint is from a different model: shapes differ for {shapes[:5]}")
+
+
+def load_model_state(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """``model.load_state_dict(state)`` with an error that names the keys that differ."""
+    check_model_state(model, state)
     model.load_state_dict(state)
 
 
@@ -154,44 +204,3 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def _to_lists(value):
     return [_to_lists(v) for v in value] if isinstance(value, tuple) else value
-
-
-def trainer_state(trainer: Any) -> dict[str, Any]:
-    """A Trainer's full state after the current epoch, as tensors and plain values."""
-    generator = getattr(trainer.train_loader, "generator", None)
-    state = trainer.state
-    return {
-        "epoch": state.epoch,
-        "global_step": state.global_step,
-        "batches_seen": state.batches_seen,
-        "samples_seen": state.samples_seen,
-        "model": trainer.model.state_dict(),
-        "optimizer": trainer.optimizer.state_dict(),
-        "scaler": trainer.scaler.state_dict(),
-        "callbacks": {_key(i, cb): cb.state_dict() for i, cb in enumerate(trainer.callbacks)},
-        "rng": rng_state(),
-        "loader_rng": generator.get_state() if generator is not None else None,
-    }
-
-
-def restore_trainer(trainer: Any, path: str | os.PathLike) -> int:
-    """Load ``path`` into ``trainer``; returns the epoch to continue from (0-based)."""
-    saved = load_checkpoint(path)
-    load_model_state(trainer.model, saved["model"])
-    trainer.optimizer.load_state_dict(saved["optimizer"])
-    trainer.scaler.load_state_dict(saved["scaler"])
-    for key in ("global_step", "batches_seen", "samples_seen"):
-        setattr(trainer.state, key, saved[key])
-    callbacks = saved.get("callbacks", {})
-    for i, cb in enumerate(trainer.callbacks):
-        if _key(i, cb) in callbacks:  # matched by position and class name
-            cb.load_state_dict(callbacks[_key(i, cb)])
-    set_rng_state(saved["rng"])
-    generator = getattr(trainer.train_loader, "generator", None)
-    if generator is not None and saved.get("loader_rng") is not None:
-        generator.set_state(saved["loader_rng"])
-    return saved["epoch"] + 1
-
-
-def _key(index: int, callback: Any) -> str:
-    return f"{index}:{type(callback).__name__}"

@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+import numbers
+import operator
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, IterableDataset
 
 __all__ = [
     "check_class_target",
     "check_labels",
     "check_trainer_args",
     "check_fit_args",
+    "check_eval_loader",
+    "check_callbacks",
+    "check_loss_value",
+    "is_finite",
+    "batch_pair",
+    "as_inputs",
+    "as_target",
+    "as_int",
     "FirstBatchChecks",
 ]
 
@@ -42,8 +54,62 @@ def check_labels(
         )
 
 
+def as_int(value: Any, name: str, minimum: int) -> int:
+    """``value`` as a Python int (NumPy integers too) of at least ``minimum``, or a ValueError."""
+    try:
+        number = operator.index(value)  # int, np.int64, ...; not float, not bool
+    except TypeError:
+        number = None
+    if number is None or isinstance(value, bool) or number < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return number
+
+
+def batch_pair(item: Any) -> tuple[Any, Any]:
+    """``(inputs, target)`` from one batch, or one clear error for any other shape of batch."""
+    if isinstance(item, (list, tuple)) and len(item) == 2:
+        return item[0], item[1]
+    if isinstance(item, dict):
+        what = f"a dict with keys {sorted(item)}"
+    elif isinstance(item, (list, tuple)):
+        what = f"a {type(item).__name__} of {len(item)} items"
+    else:
+        what = f"a {type(item).__name__}"
+    raise TypeError(
+        f"each batch must be a pair (inputs, target): images (B, C, H, W) and masks (B, H, W); "
+        f"the loader gave {what}. Make the dataset return (image, mask) (for "
+        "SyntheticShapes, leave return_index off), or map its items to such pairs"
+    )
+
+
+def as_inputs(inputs: Any) -> torch.Tensor:
+    """Images as floats: float64 (NumPy's default) becomes float32; uint8 is refused."""
+    if not isinstance(inputs, torch.Tensor):
+        raise TypeError(f"inputs must be a tensor (B, C, H, W), got {type(inputs).__name__}")
+    if inputs.dtype == torch.float64:
+        return inputs.float()  # the weights are float32; the values are unchanged
+    if not inputs.is_floating_point():
+        raise TypeError(
+            f"inputs are {inputs.dtype} images; the model expects floats: for 8-bit images "
+            "(0-255, as PIL and NumPy give them) use images.float() / 255"
+        )
+    return inputs
+
+
+def as_target(target: Any) -> torch.Tensor:
+    """Masks as int64 class ids: any integer or bool dtype is converted; floats are refused."""
+    if not isinstance(target, torch.Tensor):
+        raise TypeError(f"target must be a tensor (B, H, W), got {type(target).__name__}")
+    if target.is_floating_point():
+        raise TypeError(
+            f"target holds {target.dtype} values; masks must hold integer class ids. If they "
+            "are whole numbers, convert with masks.long()"
+        )
+    return target if target.dtype == torch.int64 else target.long()  # uint8 (PIL), int32, bool
+
+
 def check_trainer_args(
-    model, optimizer, loss, metrics, grad_clip_norm, accumulate_grad_batches
+    model, optimizer, loss, metrics: Sequence, grad_clip_norm, accumulate_grad_batches
 ) -> None:
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -52,6 +118,9 @@ def check_trainer_args(
             "optimizer must be a torch.optim.Optimizer (e.g. labpkg.get_optimizer('adam', "
             f"model.parameters())), got {type(optimizer).__name__}"
         )
+    _check_optimizer_of(model, optimizer)
+    if isinstance(loss, type):
+        raise TypeError(f"loss must be an instance: pass {loss.__name__}(), not {loss.__name__}")
     if not callable(loss):
         raise TypeError(f"loss must be callable as loss(logits, target), got {loss!r}")
     for metric in metrics:
@@ -61,34 +130,84 @@ def check_trainer_args(
                 f"metrics must follow labpkg.metrics.Metric ({', '.join(METRIC_METHODS)}); "
                 f"{type(metric).__name__} lacks {', '.join(missing)}"
             )
-    if grad_clip_norm is not None and not grad_clip_norm > 0:
+    if grad_clip_norm is not None and not (math.isfinite(grad_clip_norm) and grad_clip_norm > 0):
         raise ValueError(f"grad_clip_norm must be > 0 or None, got {grad_clip_norm}")
-    if not isinstance(accumulate_grad_batches, int) or accumulate_grad_batches < 1:
+    as_int(accumulate_grad_batches, "accumulate_grad_batches", 1)
+
+
+def _check_optimizer_of(model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+    own = {id(p) for p in model.parameters()}
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    if not params or any(id(p) not in own for p in params):
         raise ValueError(
-            f"accumulate_grad_batches must be an int >= 1, got {accumulate_grad_batches}"
+            "optimizer holds parameters that are not this model's, so training would not "
+            "change the model: build it from this model, e.g. "
+            "labpkg.get_optimizer('adam', model.parameters())"
         )
+    for group in optimizer.param_groups:
+        lr = group.get("lr")
+        if isinstance(lr, numbers.Real):  # a float, or a NumPy number such as np.float32
+            if not (math.isfinite(lr) and lr >= 0):
+                raise ValueError(f"the optimizer's learning rate must be finite and >= 0, got {lr}")
+            group["lr"] = float(lr)  # a NumPy number would not load from a weights-only checkpoint
 
 
-def check_fit_args(train, epochs, initial_epoch, steps_per_epoch, validation_freq, verbose) -> None:
-    if not isinstance(train, Iterable) or not hasattr(train, "__len__"):
-        raise TypeError("train must be a DataLoader (iterable with len) yielding (inputs, target)")
-    if len(train) == 0:
+def check_fit_args(train, epochs, initial_epoch, steps_per_epoch, validation_freq, verbose):
+    """Check ``fit``'s arguments; returns them as Python ints (NumPy integers accepted)."""
+    _check_loader(train, "train")
+    epochs = as_int(epochs, "epochs", 0)
+    initial_epoch = as_int(initial_epoch, "initial_epoch", 0)
+    if initial_epoch > epochs:
+        raise ValueError(f"initial_epoch must be in [0, epochs={epochs}], got {initial_epoch}")
+    length = _length(train)
+    if steps_per_epoch is not None:
+        steps_per_epoch = as_int(steps_per_epoch, "steps_per_epoch", 1)
+        if length is not None and steps_per_epoch > length:
+            raise ValueError(
+                f"steps_per_epoch must be between 1 and len(train)={length}, got {steps_per_epoch}"
+            )
+    elif length is None:
+        raise ValueError("train's dataset has no length (an IterableDataset): pass steps_per_epoch")
+    if length == 0:
         raise ValueError(
             "train yields no batches: the dataset is empty, or drop_last=True with fewer "
             "samples than batch_size"
         )
-    if not isinstance(epochs, int) or epochs < 0:
-        raise ValueError(f"epochs must be an int >= 0, got {epochs!r}")
-    if not 0 <= initial_epoch <= epochs:
-        raise ValueError(f"initial_epoch must be in [0, epochs={epochs}], got {initial_epoch}")
-    if steps_per_epoch is not None and not 1 <= steps_per_epoch <= len(train):
-        raise ValueError(
-            f"steps_per_epoch must be between 1 and len(train)={len(train)}, got {steps_per_epoch}"
-        )
-    if validation_freq < 1:
-        raise ValueError(f"validation_freq must be >= 1, got {validation_freq}")
+    validation_freq = as_int(validation_freq, "validation_freq", 1)
     if verbose not in (0, 1, 2):
         raise ValueError(f"verbose must be 0, 1 or 2, got {verbose}")
+    return epochs, initial_epoch, steps_per_epoch, validation_freq
+
+
+def check_callbacks(callbacks) -> list:
+    if callbacks is None:
+        return []
+    if hasattr(callbacks, "on_epoch_end"):
+        raise TypeError(
+            f"callbacks must be a list: pass callbacks=[{type(callbacks).__name__}(...)]"
+        )
+    return list(callbacks)
+
+
+def check_eval_loader(loader, name: str) -> None:
+    """A DataLoader that yields at least one batch (an empty one would report NaN)."""
+    _check_loader(loader, name)
+    if _length(loader) == 0:
+        raise ValueError(f"{name} yields no batches: its dataset is empty")
+
+
+def _check_loader(loader, name: str) -> None:
+    if not isinstance(loader, DataLoader):
+        raise TypeError(
+            f"{name} must be a torch DataLoader, got {type(loader).__name__}; wrap your data: "
+            "DataLoader(dataset, batch_size=32), or labpkg.make_loaders(train, val)"
+        )
+
+
+def _length(loader: DataLoader) -> int | None:
+    if isinstance(loader.dataset, IterableDataset):
+        return None
+    return len(loader)
 
 
 class FirstBatchChecks:
@@ -109,3 +228,18 @@ class FirstBatchChecks:
 
     def restore(self) -> None:
         self.set(True)
+
+
+def check_loss_value(loss: Any) -> None:
+    """Raise unless the loss gave one number (a 0-d tensor); checks the shape, no host read."""
+    if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
+        raise ValueError(
+            "the loss must return one number per mini-batch, got "
+            f"{getattr(loss, 'shape', type(loss).__name__)}: use reduction='mean'"
+        )
+
+
+def is_finite(loss: float, model: nn.Module) -> bool:
+    """True if the epoch loss and every weight are finite (one host read for all weights)."""
+    finite = [p.detach().isfinite().all() for p in model.parameters()]
+    return math.isfinite(loss) and bool(torch.stack(finite).all())

@@ -7,6 +7,7 @@ arithmetic for this run), saves the best checkpoint and a plot of the history.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,8 +35,8 @@ def _positive_int(text: str) -> int:
 
 def _positive_float(text: str) -> float:
     value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {value}")
     return value
 
 
@@ -116,7 +117,12 @@ def train(args: argparse.Namespace) -> int:
         print(history.table())
         print(f"best checkpoint: {best.best_path} (val_mean_iou={best.best})")
         print(f"history plot:    {args.out / 'history.png'}")
-    return 130 if trainer.state.interrupted else 0
+    if trainer.state.interrupted:
+        return 130
+    if trainer.state.diverged:
+        print("training diverged (NaN/inf loss or weights): lower --lr", file=sys.stderr)
+        return 1
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,6 +24,8 @@ __all__ = [
     "updates_per_epoch",
     "total_updates",
     "effective_batch_size",
+    "ends_update",
+    "group_size",
     "iterations_per_epoch",
     "total_iterations",
 ]
@@ -122,6 +124,29 @@ def effective_batch_size(batch_size: int, accumulate: int = 1, world_size: int =
     _check(accumulate=accumulate)
     _check(world_size=world_size)
     return batch_size * accumulate * world_size
+
+
+def ends_update(batch: int, accumulate: int, batches: int) -> bool:
+    """True if mini-batch ``batch`` (0-based) ends an accumulation group, i.e. an update
+    follows it: every ``accumulate``-th mini-batch, and the epoch's last.
+
+    Example:
+        >>> [ends_update(b, accumulate=3, batches=7) for b in range(7)]
+        [False, False, True, False, False, True, True]
+    """
+    return (batch + 1) % accumulate == 0 or batch + 1 == batches
+
+
+def group_size(batch: int, accumulate: int, batches: int) -> int:
+    """Mini-batches in ``batch``'s accumulation group (the epoch's last may be smaller): each
+    adds loss / group_size, so the update follows the group's mean gradient.
+
+    Example:
+        >>> [group_size(b, accumulate=3, batches=7) for b in range(7)]
+        [3, 3, 3, 3, 3, 3, 1]
+    """
+    start = batch - batch % accumulate
+    return min(accumulate, batches - start)
 
 
 def _check(minimum: int = 1, **value: int) -> None:

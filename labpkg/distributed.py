@@ -14,7 +14,14 @@ import os
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+from torch.utils.data import (
+    DataLoader,
+    DistributedSampler,
+    IterableDataset,
+    RandomSampler,
+    Sampler,
+    SequentialSampler,
+)
 
 __all__ = [
     "init_from_env",
@@ -24,6 +31,8 @@ __all__ = [
     "world_size",
     "all_reduce_sum",
     "distributed_loader",
+    "eval_loader",
+    "ShardSampler",
     "wrap_model",
     "sync_gradients",
     "set_epoch",
@@ -103,37 +112,98 @@ def all_reduce_sum(tensor: torch.Tensor) -> None:
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
 
 
-def distributed_loader(loader: DataLoader, seed: int = 0) -> DataLoader:
-    """Rebuild ``loader`` so that each process reads its own share through a DistributedSampler.
+def distributed_loader(loader: DataLoader) -> DataLoader:
+    """Rebuild a training ``loader`` so each process reads its own share of every epoch.
 
-    Shuffling, batch size, ``drop_last`` and the other options are kept. A loader that already
-    uses a ``DistributedSampler`` is returned unchanged.
+    A ``DistributedSampler`` gives every process ceil(n / W) samples (padding by repeating a
+    few, so all processes make the same number of updates). Shuffling, batch size,
+    ``drop_last``, workers, ``generator``, ``worker_init_fn`` and the other options are kept;
+    a loader that already uses a ``DistributedSampler`` is returned unchanged.
 
-    Args:
-        loader: a DataLoader built for one process.
-        seed: the sampler's shuffling seed; every process must use the same one.
-
-    Returns:
-        A DataLoader whose sampler is a ``DistributedSampler`` (call ``set_epoch`` each epoch).
+    Raises:
+        ValueError: for a sampler or batch sampler that cannot be split between processes
+            (e.g. ``WeightedRandomSampler``) or an ``IterableDataset``: pass a loader built on
+            a ``DistributedSampler`` instead.
     """
-    if isinstance(loader.sampler, DistributedSampler) or not is_distributed():
+    if not is_distributed() or _already_sharded(loader):
         return loader
+    _check_shardable(loader, "train")
+    seed = loader.generator.initial_seed() if loader.generator is not None else 0
+    shuffle = isinstance(loader.sampler, RandomSampler)
     sampler = DistributedSampler(
-        loader.dataset,
-        num_replicas=world_size(),
-        rank=rank(),
-        shuffle=isinstance(loader.sampler, RandomSampler),
-        seed=seed,
-        drop_last=loader.drop_last,
+        loader.dataset, world_size(), rank(), shuffle=shuffle, seed=seed, drop_last=loader.drop_last
     )
+    return _rebuild(loader, sampler)
+
+
+def eval_loader(loader: DataLoader, name: str = "validation_data") -> DataLoader:
+    """An evaluation ``loader`` split between processes with every sample exactly once.
+
+    ``DistributedSampler`` would pad an uneven dataset by repeating samples, and the summed
+    metrics would count those twice; ``ShardSampler`` gives process r the samples r, r + W,
+    r + 2W, ... (shares differ by at most one sample, which evaluation does not mind).
+    """
+    if not is_distributed() or _already_sharded(loader):
+        return loader
+    _check_shardable(loader, name)
+    return _rebuild(loader, ShardSampler(len(loader.dataset), rank(), world_size()))
+
+
+class ShardSampler(Sampler[int]):
+    """Indices ``rank, rank + W, rank + 2W, ...`` of ``n``: a split without padding.
+
+    Example:
+        >>> list(ShardSampler(7, rank=1, world_size=3))
+        [1, 4]
+    """
+
+    def __init__(self, n: int, rank: int, world_size: int) -> None:
+        self.indices = range(rank, n, world_size)
+
+    def __iter__(self):
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+def _already_sharded(loader: DataLoader) -> bool:
+    samplers = (loader.sampler, getattr(loader.batch_sampler, "sampler", None))
+    return any(isinstance(s, (DistributedSampler, ShardSampler)) for s in samplers)
+
+
+def _check_shardable(loader: DataLoader, name: str) -> None:
+    if isinstance(loader.dataset, IterableDataset):
+        raise ValueError(
+            f"{name}: an IterableDataset cannot be split between processes by labpkg; make "
+            "each process's dataset yield its own share (torch.distributed.get_rank())"
+        )
+    custom_batches = loader.batch_size is None  # a batch_sampler was passed
+    if custom_batches or type(loader.sampler) not in (RandomSampler, SequentialSampler):
+        what = type(loader.batch_sampler if custom_batches else loader.sampler).__name__
+        raise ValueError(
+            f"{name} uses a {what}, which labpkg cannot split between processes without "
+            "changing what it samples: build the loader on a torch DistributedSampler "
+            "(sampler=DistributedSampler(dataset, ...)), which labpkg then keeps as it is"
+        )
+
+
+def _rebuild(loader: DataLoader, sampler: Sampler) -> DataLoader:
+    workers = loader.num_workers
     return DataLoader(
         loader.dataset,
         batch_size=loader.batch_size,
         sampler=sampler,
-        num_workers=loader.num_workers,
+        num_workers=workers,
         collate_fn=loader.collate_fn,
         pin_memory=loader.pin_memory,
         drop_last=loader.drop_last,
+        timeout=loader.timeout,
+        worker_init_fn=loader.worker_init_fn,
+        multiprocessing_context=loader.multiprocessing_context,
+        generator=loader.generator,
+        prefetch_factor=loader.prefetch_factor if workers > 0 else None,
+        persistent_workers=loader.persistent_workers,
     )
 
 

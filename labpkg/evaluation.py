@@ -1,21 +1,46 @@
 """``Evaluator``: running a model without learning, and what training shares with it.
 
 ``Trainer`` builds on it: ``evaluate`` and ``predict`` run the model in eval mode with no
-gradients; ``_validate`` is the validation pass inside ``fit``; ``_to_device`` and
-``_epoch_logs`` (one host sync per pass) serve both loops.
+gradients; ``_validate`` is the validation pass inside ``fit``; ``RunningLoss``,
+``_to_device`` and ``_epoch_logs`` (one host sync per pass) serve both loops.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 import torch
 from torch.utils.data import DataLoader
 
-from labpkg import distributed
+from labpkg import checks, distributed
 
-__all__ = ["Evaluator"]
+__all__ = ["Evaluator", "RunningLoss"]
+
+
+@dataclass
+class RunningLoss:
+    """The loss of a pass so far, summed on the device (no host sync per mini-batch).
+
+    The epoch loss is the batch-size-weighted mean: sum of loss × batch size / samples.
+    """
+
+    sum: torch.Tensor
+    count: int = 0
+
+    @classmethod
+    def zero(cls, device: torch.device) -> RunningLoss:
+        return cls(torch.zeros((), device=device))
+
+    def add(self, loss: torch.Tensor, batch_size: int) -> None:
+        self.sum += loss.detach().float() * batch_size
+        self.count += batch_size
+
+    def mean(self) -> torch.Tensor:
+        """The running mean, still on the device (reading it is a host sync)."""
+        return self.sum / max(self.count, 1)
 
 
 class Evaluator:
@@ -26,6 +51,9 @@ class Evaluator:
     ) -> dict[str, float]:
         """Loss and metrics over ``data`` (model in eval mode, no gradients).
 
+        Under data parallelism every process evaluates its own share and the results are
+        summed: each sample counts once, whatever the dataset size.
+
         Args:
             data: a DataLoader yielding ``(inputs, target)``.
             max_batches: stop after this many batches (default: all).
@@ -34,13 +62,20 @@ class Evaluator:
         Returns:
             ``{"loss": ..., metric names: ...}`` as floats, aggregated over the whole data.
         """
+        loader = self._eval_loader(data, "data")
         try:
-            logs = self._run_eval(distributed.distributed_loader(data), max_batches, hooks=False)
+            logs = self._run_eval(loader, max_batches, hooks=False)
         finally:
             self._input_checks.restore()
         if verbose:
             print(" ".join(f"{k}={v:.4f}" for k, v in logs.items()))
         return logs
+
+    @staticmethod
+    def _eval_loader(data: DataLoader, name: str) -> DataLoader:
+        """``data`` checked (a non-empty DataLoader) and, under data parallelism, split."""
+        checks.check_eval_loader(data, name)
+        return distributed.eval_loader(data, name)
 
     def _validate(self, loader: DataLoader) -> dict[str, float]:
         self.callbacks.on_test_begin()
@@ -53,24 +88,30 @@ class Evaluator:
         self.model.eval()  # BatchNorm uses its running statistics
         for metric in self.val_metrics:
             metric.reset()
-        loss_sum, count = torch.zeros((), device=self.device), 0
-        for batch, (inputs, target) in enumerate(itertools.islice(loader, max_batches)):
+        running = RunningLoss.zero(self.device)
+        for batch, (inputs, target) in enumerate(
+            itertools.islice(self._pairs(loader), max_batches)
+        ):
             self._input_checks.set(batch == 0)
             if hooks:
                 self.callbacks.on_test_batch_begin(batch)
             inputs, target = self._to_device(inputs, target)
             logits, loss = self._forward(self.model, inputs, target)
-            loss_sum += loss * len(target)
-            count += len(target)
+            running.add(loss, len(target))
             for metric in self.val_metrics:
                 metric.update(logits, target)
             if hooks:
-                self.callbacks.on_test_batch_end(batch, {"loss": loss_sum / count})
-        return self._epoch_logs(loss_sum, count, self.val_metrics)
+                self.callbacks.on_test_batch_end(batch, {"loss": running.mean()})
+        return self._epoch_logs(running, self.val_metrics)
 
-    def _epoch_logs(self, loss_sum, count: int, metrics) -> dict[str, float]:
-        """Sum over processes, then divide: the one host sync of an epoch."""
-        totals = torch.stack([loss_sum.float(), torch.tensor(float(count), device=self.device)])
+    def _pairs(self, batches: Iterable) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Each batch as ``(inputs, target)``, or a clear error saying what was expected."""
+        for item in batches:
+            yield checks.batch_pair(item)
+
+    def _epoch_logs(self, running: RunningLoss, metrics) -> dict[str, float]:
+        """Sum over processes, then divide: the one host sync of a pass."""
+        totals = torch.stack([running.sum, torch.tensor(float(running.count), device=self.device)])
         distributed.all_reduce_sum(totals)
         total_loss, total_count = totals.tolist()  # the host sync
         logs = {"loss": total_loss / total_count if total_count > 0 else math.nan}
@@ -81,7 +122,7 @@ class Evaluator:
         return logs
 
     @torch.no_grad()
-    def predict(self, data: DataLoader, max_batches: int | None = None) -> torch.Tensor:
+    def predict(self, data: Iterable, max_batches: int | None = None) -> torch.Tensor:
         """Class scores for every input in ``data``, concatenated on the CPU (N, C, H, W).
 
         ``data`` may yield ``(inputs, target)`` pairs or bare input tensors.
@@ -96,11 +137,13 @@ class Evaluator:
         return torch.cat(outputs) if outputs else torch.empty(0)
 
     def _to_device(self, inputs: torch.Tensor, target: torch.Tensor | None):
+        # float64 images become float32, integer masks int64 (see checks.as_inputs/as_target)
+        inputs = checks.as_inputs(inputs)
         # non_blocking overlaps the copy with compute, but only from pinned memory on CUDA
         non_blocking = self.device.type == "cuda"
         inputs = inputs.to(self.device, non_blocking=non_blocking, memory_format=self.memory_format)
         if self.check_finite_inputs and not torch.isfinite(inputs).all():
             raise ValueError("input batch holds NaN or Inf values (check_finite_inputs=True)")
         if target is not None:
-            target = target.to(self.device, non_blocking=non_blocking)
+            target = checks.as_target(target).to(self.device, non_blocking=non_blocking)
         return inputs, target

@@ -9,6 +9,8 @@ back once per epoch.
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
@@ -72,6 +74,9 @@ class ConfusionMetric:
         threshold: binary mode probability threshold (default 0.5).
         validate_args: check every ``update``'s labels at once (a host read). With False the
             labels are still counted, and ``compute`` raises if any was outside [0, C).
+
+    Scores with a NaN or inf (a diverged model) make every value NaN, with a warning: their
+    argmax is class 0 everywhere, an all-background guess that could outscore a healthy model.
     """
 
     name = "metric"
@@ -91,7 +96,8 @@ class ConfusionMetric:
         self.num_classes, self.mode, self.ignore_index = num_classes, mode, ignore_index
         self.include_background, self.per_class = include_background, per_class
         self.threshold, self.validate_args = threshold, validate_args
-        self.counts: torch.Tensor | None = None  # (C·C + 1,): pairs, then out-of-range labels
+        # (C·C + 2,): pixel pairs, then out-of-range labels, then batches with non-finite scores
+        self.counts: torch.Tensor | None = None
 
     @property
     def confmat(self) -> torch.Tensor:
@@ -99,7 +105,7 @@ class ConfusionMetric:
         c = self.num_classes
         if self.counts is None:
             return torch.zeros(c, c, dtype=torch.long)
-        return self.counts[:-1].reshape(c, c)
+        return self.counts[: c * c].reshape(c, c)
 
     def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
         """Add one batch to the matrix (kept on the input's device; no host sync)."""
@@ -108,25 +114,45 @@ class ConfusionMetric:
         if checked:
             check_label_ranges(preds, labels, target, self.num_classes, self.ignore_index)
         counts = pair_counts(labels, target, self.num_classes, self.ignore_index, checked)
+        counts = torch.cat((counts, _nonfinite(preds)))
         self.counts = counts if self.counts is None else self.counts.add_(counts)
 
     def reset(self) -> None:
         """Forget every batch seen (the Trainer calls it at the start of each epoch)."""
         self.counts = None
 
+    def state_dict(self) -> dict:
+        """The counts so far (a mid-epoch checkpoint keeps them)."""
+        return {"counts": self.counts}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.counts = state["counts"]
+
     def sync(self, all_reduce_sum: Callable[[torch.Tensor], None]) -> None:
         """Sum the counts across processes (data parallel); ``all_reduce_sum`` is in place."""
         if self.counts is None:
-            self.counts = torch.zeros(self.num_classes**2 + 1, dtype=torch.long)
+            self.counts = torch.zeros(self.num_classes**2 + 2, dtype=torch.long)
         all_reduce_sum(self.counts)
 
     def _checked_matrix(self) -> torch.Tensor:
-        if self.counts is not None and int(self.counts[-1]) > 0:  # one host read
+        """The matrix, or all-NaN if any batch had NaN/inf scores (argmax of NaN is class 0:
+        an all-background guess that can outscore a healthy model, so no number is given)."""
+        if self.counts is None:
+            return self.confmat
+        outside, nonfinite = self.counts[-2:].tolist()  # one host read
+        if outside > 0:
             raise ValueError(
-                f"{int(self.counts[-1])} pixels had a true or predicted label outside "
+                f"{outside} pixels had a true or predicted label outside "
                 f"[0, {self.num_classes}); fix num_classes, or pass ignore_index for 'void' "
                 "pixels such as 255"
             )
+        if nonfinite > 0:
+            warnings.warn(
+                f"{type(self).__name__}: {nonfinite} mini-batch(es) had NaN/inf scores; "
+                "the metric is NaN (check the loss and learning rate)",
+                stacklevel=3,
+            )
+            return torch.full_like(self.confmat, math.nan, dtype=torch.float64)
         return self.confmat
 
     def _reduce(self, per_class: torch.Tensor) -> torch.Tensor:
@@ -228,3 +254,11 @@ class SegmentationMetrics(ConfusionMetric):
         for name, value in self.compute().items():
             out.update(self._log_values(name, value))
         return out
+
+
+def _nonfinite(preds: torch.Tensor) -> torch.Tensor:
+    """(1,) int64: 1 if any score is NaN/inf. A sum is non-finite exactly then, and costs one
+    reduction with no host read (float32 accumulation: float16 scores cannot overflow it)."""
+    if not preds.is_floating_point():
+        return torch.zeros(1, dtype=torch.long, device=preds.device)
+    return (~torch.isfinite(torch.sum(preds, dtype=torch.float32))).long().reshape(1)

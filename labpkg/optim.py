@@ -9,6 +9,7 @@ PyTorch and Keras disagree on defaults; PyTorch's apply here:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -55,7 +56,7 @@ def get_optimizer(
                 raise ValueError(f"pass either {keras_name!r} or {torch_name!r}, not both")
             kwargs[torch_name] = kwargs.pop(keras_name)
     if lr is not None:
-        kwargs["lr"] = lr
-    if "lr" in kwargs and not kwargs["lr"] > 0:
-        raise ValueError(f"lr must be > 0, got {kwargs['lr']}")
+        kwargs["lr"] = float(lr)  # also a NumPy number: checkpoints hold plain floats
+    if "lr" in kwargs and not (kwargs["lr"] > 0 and math.isfinite(kwargs["lr"])):
+        raise ValueError(f"lr must be a finite number > 0, got {kwargs['lr']}")
     return OPTIMIZERS[key](params, **kwargs)

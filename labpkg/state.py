@@ -33,6 +33,8 @@ class TrainState:
         stop_training (bool): set by a callback to end training after the current mini-batch
             or epoch.
         interrupted (bool): True if the last ``fit`` ended by KeyboardInterrupt.
+        diverged (bool): the current epoch's loss or weights are not finite (NaN or inf): it
+            cannot count as best, and no checkpoint is written from it.
     """
 
     epoch: int = 0
@@ -45,6 +47,7 @@ class TrainState:
     epochs: int = 0
     stop_training: bool = False
     interrupted: bool = False
+    diverged: bool = False
 
     @property
     def epoch_length(self) -> int:

@@ -17,14 +17,16 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from labpkg import checkpoint, checks, distributed
+from labpkg import checkpoint, checks, counting, distributed, resume
 from labpkg.callbacks.base import Callback, CallbackList
 from labpkg.callbacks.history import History
 from labpkg.callbacks.loggers import ProgbarLogger
 from labpkg.devices import amp_settings, pick_device
-from labpkg.evaluation import Evaluator
+from labpkg.evaluation import Evaluator, RunningLoss
+from labpkg.interrupts import DeferredInterrupt
 from labpkg.losses import get_loss
 from labpkg.metrics import Metric
+from labpkg.resume import Checkpoints, ResumePoint
 from labpkg.state import TrainState
 
 __all__ = ["TrainState", "Trainer"]
@@ -101,14 +103,20 @@ class Trainer(Evaluator):
         # its range ends at 65504, so the scaler multiplies the loss up, then undoes it
         self.amp_dtype, needs_scaler = amp_settings(self.device, amp_dtype)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=amp and needs_scaler)
-        self.grad_clip_norm = grad_clip_norm
-        self.accumulate = accumulate_grad_batches
+        self.grad_clip_norm = None if grad_clip_norm is None else float(grad_clip_norm)
+        self.accumulate = checks.as_int(accumulate_grad_batches, "accumulate_grad_batches", 1)
         self.check_finite_inputs = check_finite_inputs
         self.state = TrainState()
         self.history = History()
         self.callbacks = CallbackList([], self)
+        self.checkpoints = Checkpoints(self)  # what ModelCheckpoint asks to save
         self.train_loader: DataLoader | None = None
+        self.val_loader: DataLoader | None = None
+        self.running_loss = RunningLoss.zero(self.device)  # the epoch in progress
+        self.epoch_start: dict | None = None  # the random state that drew this epoch's order
+        self.resume_progress: dict | None = None  # set by restore() for a mid-epoch resume
         self._input_checks = checks.FirstBatchChecks(loss, *self.metrics, *self.val_metrics)
+        self._interrupt = DeferredInterrupt()
         self._applied_steps = 0  # optimizer steps that really ran (a skipped one does not)
         optimizer.register_step_post_hook(self._count_applied_step)
 
@@ -144,22 +152,25 @@ class Trainer(Evaluator):
             The ``History`` (also ``trainer.history``). A KeyboardInterrupt ends training
             cleanly: ``on_train_end`` runs and the history so far is returned.
         """
-        val_loader, first_epoch = self._prepare_fit(
+        val_loader, start = self._prepare_fit(
             train, epochs, validation_data, callbacks, initial_epoch,
             steps_per_epoch, validation_freq, verbose, resume_from,
         )  # fmt: skip
         logs: dict[str, float] = {}
         try:
-            for epoch in range(first_epoch, epochs):
-                if self.state.stop_training:  # set by a callback: no further epoch starts
-                    break
-                self.state.epoch = epoch
-                distributed.set_epoch(self.train_loader, epoch)  # a new shuffle each epoch
-                self.callbacks.on_epoch_begin(epoch)
-                logs = self._train_one_epoch()
-                if val_loader is not None and (epoch + 1) % validation_freq == 0:
-                    logs.update(self._validate(val_loader))
-                self.callbacks.on_epoch_end(epoch, logs)
+            with self._interrupt:  # Ctrl-C waits for the end of the current mini-batch
+                for epoch in range(start.epoch, self.state.epochs):
+                    self._interrupt.check()
+                    if self.state.stop_training:  # set by a callback: no further epoch starts
+                        break
+                    self.state.epoch = epoch
+                    distributed.set_epoch(self.train_loader, epoch)  # a new shuffle each epoch
+                    if epoch > start.epoch or start.batch == 0:  # a resumed epoch had begun
+                        self.callbacks.on_epoch_begin(epoch)
+                    logs = self._train_one_epoch()
+                    if val_loader is not None and (epoch + 1) % validation_freq == 0:
+                        logs.update(self._validate(val_loader))
+                    self.callbacks.on_epoch_end(epoch, logs)  # then: requested checkpoints
         except KeyboardInterrupt:
             self.state.interrupted = self.state.stop_training = True
             warnings.warn("training interrupted: returning the history so far", stacklevel=2)
@@ -171,70 +182,90 @@ class Trainer(Evaluator):
     def _prepare_fit(
         self, train, epochs, validation_data, callbacks, initial_epoch,
         steps_per_epoch, validation_freq, verbose, resume_from,
-    ) -> tuple[DataLoader | None, int]:  # fmt: skip
+    ) -> tuple[DataLoader | None, ResumePoint]:  # fmt: skip
         """Check the arguments, shard the data, set up callbacks and state; maybe resume."""
-        checks.check_fit_args(
+        epochs, initial_epoch, steps_per_epoch, validation_freq = checks.check_fit_args(
             train, epochs, initial_epoch, steps_per_epoch, validation_freq, verbose
         )
         # under data parallelism each process reads its own share; otherwise unchanged
         self.train_loader = distributed.distributed_loader(train)
-        val_loader = None
-        if validation_data is not None:
-            val_loader = distributed.distributed_loader(validation_data)
+        val = validation_data  # each sample once per validation, also under data parallelism
+        self.val_loader = None if val is None else self._eval_loader(val, "validation_data")
         self.history = History()  # last, with the progress bar: they see every callback's keys
         extra = [self.history] + ([ProgbarLogger(verbose)] if verbose else [])
-        self.callbacks = CallbackList([*(callbacks or []), *extra], self)
+        self.callbacks = CallbackList([*checks.check_callbacks(callbacks), *extra], self)
         state = self.state
         state.epochs, state.stop_training, state.interrupted = epochs, False, False
+        state.diverged, self.resume_progress = False, None
         state.batches_per_epoch = steps_per_epoch or len(self.train_loader)
         self.callbacks.on_train_begin()
-        if resume_from is not None:
-            # after on_train_begin, which resets callbacks (patience, best): the restored
-            # state must land on top of that reset, not be wiped by it
-            initial_epoch = self.restore(resume_from)
-        return val_loader, initial_epoch
+        if resume_from is None:
+            return self.val_loader, ResumePoint(initial_epoch, 0)
+        # after on_train_begin, which resets callbacks (patience, best): the restored
+        # state must land on top of that reset, not be wiped by it
+        return self.val_loader, self.restore(resume_from)
 
     def _train_one_epoch(self) -> dict[str, float]:
         """One pass over the training loader: chapter 5's five steps for every mini-batch."""
         model, state = distributed.wrap_model(self.model, self.device), self.state
         model.train()  # BatchNorm uses the statistics of each mini-batch
-        for metric in self.metrics:
-            metric.reset()
-        self.optimizer.zero_grad(set_to_none=True)  # accumulation never leaks across epochs
-        loss_sum, count = torch.zeros((), device=self.device), 0  # summed on the device
-        for batch, (inputs, target) in enumerate(self._batches(self.train_loader)):
+        first = self._start_epoch()  # fresh sums and gradients, or those of a resumed epoch
+        for batch, (inputs, target) in enumerate(self._epoch_batches(first), start=first):
             state.batch = batch
-            self._input_checks.set(batch == 0)  # a host read on the first mini-batch only
+            self._input_checks.set(batch == first)  # a host read on the first mini-batch only
             self.callbacks.on_train_batch_begin(batch)
             inputs, target = self._to_device(inputs, target)
-            ends_group = self._ends_update_group(batch)
+            ends_group = counting.ends_update(batch, self.accumulate, state.batches_per_epoch)
             with distributed.sync_gradients(model, now=ends_group):
                 logits, loss = self._forward(model, inputs, target)  # 1. forward, 2. loss
                 # accumulation: each mini-batch adds its share of the group's mean gradient
-                share = loss / self._group_size(batch)
+                share = loss / counting.group_size(batch, self.accumulate, state.batches_per_epoch)
                 self.scaler.scale(share).backward()  # 3. backward (scaled up under float16)
             state.batches_seen += 1
             state.samples_seen += len(target)
             if ends_group:
                 self._optimizer_step()  # 4. optimizer step: one update, one iteration
                 state.global_step += 1
-            loss_sum += loss.detach() * len(target)  # 5. metrics and callbacks
-            count += len(target)
+            self.running_loss.add(loss, len(target))  # 5. metrics and callbacks
             for metric in self.metrics:
                 metric.update(logits.detach(), target)
-            self.callbacks.on_train_batch_end(batch, {"loss": loss_sum / count})
+            self.callbacks.on_train_batch_end(batch, {"loss": self.running_loss.mean()})
+            self._interrupt.check()  # a Ctrl-C during this mini-batch lands here
             if state.stop_training:
                 break
-        return self._epoch_logs(loss_sum, count, self.metrics)
+        return self._finish_epoch()
 
-    def _batches(self, loader: DataLoader) -> Iterable:
-        return itertools.islice(loader, self.state.batches_per_epoch)
+    def _start_epoch(self) -> int:
+        """Zero the epoch's sums (or restore a resumed epoch's); the first mini-batch to run."""
+        self.optimizer.zero_grad(set_to_none=True)  # accumulation never leaks across epochs
+        for metric in self.metrics:
+            metric.reset()
+        self.running_loss = RunningLoss.zero(self.device)
+        if self.resume_progress is None:
+            return 0
+        return resume.continue_epoch(self)
+
+    def _epoch_batches(self, first: int) -> Iterable:
+        """This epoch's mini-batches from number ``first`` on, as (inputs, target) pairs."""
+        if first == 0:  # the random state that draws the order, kept for mid-epoch checkpoints
+            self.epoch_start = resume.epoch_start_state(self.train_loader)
+            batches = iter(self.train_loader)
+        else:  # a resumed epoch: its order drawn again, the mini-batches that ran skipped
+            batches = resume.replay_epoch(self, first)
+        return self._pairs(itertools.islice(batches, self.state.batches_per_epoch - first))
+
+    def _finish_epoch(self) -> dict[str, float]:
+        logs = self._epoch_logs(self.running_loss, self.metrics)
+        # a NaN or infinite loss or weight: the epoch can be no one's "best", nor be saved
+        self.state.diverged = not checks.is_finite(logs["loss"], self.model)
+        return logs
 
     def _forward(self, model: nn.Module, inputs: torch.Tensor, target: torch.Tensor):
         # autocast covers the forward pass and the loss only; backward runs outside it
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
             logits = model(inputs)  # (B, C, H, W)
             loss = self.loss_fn(logits, target)
+        checks.check_loss_value(loss)  # one number per mini-batch (shape only: no host read)
         return logits, loss
 
     def _optimizer_step(self) -> None:
@@ -251,36 +282,25 @@ class Trainer(Evaluator):
     def _count_applied_step(self, *_: Any) -> None:
         self._applied_steps += 1
 
-    def _ends_update_group(self, batch: int) -> bool:
-        """True if this mini-batch ends an accumulation group (or the epoch)."""
-        return (batch + 1) % self.accumulate == 0 or batch + 1 == self.state.batches_per_epoch
-
-    def _group_size(self, batch: int) -> int:
-        """Mini-batches in this batch's accumulation group (the last one may be smaller)."""
-        start = batch - batch % self.accumulate
-        return min(self.accumulate, self.state.batches_per_epoch - start)
-
     # -------------------------------------------------------------------- checkpoints
-    def checkpoint_state(self) -> dict[str, Any]:
-        """Everything needed to resume after the current epoch, as tensors and plain values."""
-        return checkpoint.trainer_state(self)
-
     def save_checkpoint(self, path: str) -> None:
-        """Write ``checkpoint_state()`` to the file ``path`` atomically (process 0 only)."""
+        """Write the full training state to the file ``path`` atomically (process 0 only)."""
         if distributed.rank() == 0:
-            checkpoint.save_checkpoint(self.checkpoint_state(), path)
+            checkpoint.save_checkpoint(resume.trainer_state(self, complete=True), path)
 
-    def restore(self, path: str) -> int:
+    def restore(self, path: str) -> ResumePoint:
         """Restore model, optimizer, scaler, counters, callbacks and RNG from a checkpoint file.
 
-        (``labpkg.load_checkpoint(path)`` only *reads* a file and returns its dict.)
+        Everything is checked before anything is loaded, so a failing restore changes
+        nothing. (``labpkg.load_checkpoint(path)`` only *reads* a file and returns its dict.)
 
         Returns:
-            The 0-based epoch to continue from, the one after the saved epoch.
+            The ``ResumePoint`` ``(epoch, batch)`` to continue from, the first mini-batch
+            not yet run.
         """
-        return checkpoint.restore_trainer(self, path)
+        return resume.restore_trainer(self, path)
 
     def load_checkpoint(self, path: str) -> int:
         """Deprecated name of ``restore`` (``labpkg.load_checkpoint`` reads a file instead)."""
         warnings.warn("Trainer.load_checkpoint is now Trainer.restore", FutureWarning, 2)
-        return self.restore(path)
+        return self.restore(path).epoch

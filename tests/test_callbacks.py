@@ -112,17 +112,29 @@ def test_missing_monitor_warns_once_listing_the_keys():
         callback.on_epoch_end(1, {"loss": 1.0})  # no second warning
 
 
+class ScriptedLogs(labpkg.Callback):
+    """Overwrites one log value per epoch with a scripted one (before later callbacks see it)."""
+
+    def __init__(self, key: str, values: list[float]) -> None:
+        super().__init__()
+        self.key, self.values = key, values
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs[self.key] = self.values[epoch]
+
+
 def test_c1_best_only_files_from_a_template(tmp_path):
     values = [0.5, 0.5, 0.4, math.nan, 0.3]
     checkpoint = ModelCheckpoint(
         str(tmp_path / "{epoch:02d}-{val_loss:.2f}.pt"), save_best_only=True
     )
-    trainer = tiny_trainer()
-    checkpoint.set_trainer(trainer)
-    trainer.train_loader = None
-    checkpoint.on_train_begin()
-    for epoch, value in enumerate(values):
-        checkpoint.on_epoch_end(epoch, {"val_loss": value})
+    tiny_trainer().fit(
+        loader(tiny_data(8)),
+        epochs=5,
+        validation_data=loader(tiny_data(4)),
+        callbacks=[ScriptedLogs("val_loss", values), checkpoint],
+        verbose=0,
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["01-0.50.pt", "03-0.40.pt", "05-0.30.pt"]
 
 

@@ -6,9 +6,10 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from helpers import tiny_data, tiny_model, tiny_trainer
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, WeightedRandomSampler
 
 import labpkg
+from labpkg import distributed
 
 N, BATCH, WORLD, EPOCHS = 24, 3, 2, 2
 
@@ -94,3 +95,60 @@ def test_rank_batches_together_are_the_single_process_global_batch():
         for step, batch in enumerate(global_batches):
             union = torch.cat([per_rank[r][step] for r in range(WORLD)])
             assert sorted(union.tolist()) == sorted(batch.tolist())
+
+
+# ------------------------------------------------- validation counts each sample exactly once
+ODD = 7  # not a multiple of WORLD: DistributedSampler would pad it with a repeated sample
+
+
+def _single_process_scores() -> dict[str, float]:
+    trainer = tiny_trainer(tiny_model(seed=3), metrics=[labpkg.SegmentationMetrics(3)])
+    return trainer.evaluate(DataLoader(tiny_data(ODD, seed=1), batch_size=2))
+
+
+def _exactness_worker(rank: int, init_file: str, out_dir: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
+    try:
+        trainer = tiny_trainer(tiny_model(seed=3), metrics=[labpkg.SegmentationMetrics(3)])
+        val = DataLoader(tiny_data(ODD, seed=1), batch_size=2)
+        result = {"evaluate": trainer.evaluate(val), "refused": {}}
+        # loader options a user chose are kept, or refused with a message; never dropped
+        gen = torch.Generator().manual_seed(5)
+        kept = distributed.distributed_loader(
+            DataLoader(tiny_data(N), batch_size=BATCH, shuffle=True, generator=gen)
+        )
+        result["generator_kept"] = kept.generator is gen
+        weights = torch.ones(N)
+        for name, options in {
+            "sampler": {"sampler": WeightedRandomSampler(weights, N)},
+            "batch_sampler": {"batch_sampler": BatchSampler(range(N), BATCH, False)},
+        }.items():
+            try:
+                distributed.distributed_loader(DataLoader(tiny_data(N), **options))
+            except ValueError as error:
+                result["refused"][name] = str(error)
+        # a dataset that draws new samples each epoch hears set_epoch through a Subset
+        shapes = labpkg.SyntheticShapes(8, labpkg.ShapesConfig(size=16), fresh_each_epoch=True)
+        train, _ = labpkg.train_val_split(shapes, 0.25)
+        first = shapes.images.clone()
+        distributed.set_epoch(distributed.distributed_loader(DataLoader(train, batch_size=2)), 1)
+        result["fresh_after_set_epoch"] = not torch.equal(first, shapes.images)
+        torch.save(result, f"{out_dir}/exact{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_validation_on_an_odd_sized_set_equals_one_process_and_loader_options_are_kept(tmp_path):
+    mp.spawn(
+        _exactness_worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=WORLD, join=True
+    )
+    ranks = [torch.load(tmp_path / f"exact{r}.pt", weights_only=True) for r in range(WORLD)]
+    single = _single_process_scores()
+    for r in ranks:
+        # bitwise would be too strict for the loss (a different summation order), not counts
+        for key in ("pixel_accuracy", "mean_iou", "dice"):
+            assert r["evaluate"][key] == single[key], key  # from summed integer counts
+        assert abs(r["evaluate"]["loss"] - single["loss"]) < 1e-6
+        assert r["generator_kept"] and r["fresh_after_set_epoch"]
+        assert "WeightedRandomSampler" in r["refused"]["sampler"]
+        assert "BatchSampler" in r["refused"]["batch_sampler"]

@@ -72,6 +72,21 @@ class Callback:
     def on_test_batch_begin(self, batch: int, logs: dict | None = None) -> None: ...
     def on_test_batch_end(self, batch: int, logs: dict | None = None) -> None: ...
 
+    #: The name this callback's state has in checkpoints (None means ``default_key()``).
+    #: Set it when two callbacks of one kind would otherwise share a key.
+    key: str | None = None
+
+    def state_key(self) -> str:
+        """The name of this callback's state in a checkpoint (its class, plus what it watches).
+
+        A resumed run hands each saved state to the callback with the same key, wherever it
+        stands in the list.
+        """
+        return self.key or self.default_key()
+
+    def default_key(self) -> str:
+        return type(self).__name__
+
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint must keep so that a resumed run continues (e.g. patience)."""
         return {}
@@ -93,7 +108,14 @@ class CallbackList:
             if not isinstance(cb, Callback):
                 raise TypeError(f"callbacks must be Callback instances, got {type(cb).__name__}")
             cb.set_trainer(trainer)
+        self.trainer = trainer
         self._is_rank_zero = distributed.rank() == 0
+
+    def _write_requested_checkpoints(self, complete: bool) -> None:
+        # after *every* callback has run the hook: a checkpoint holds all their new state
+        checkpoints = getattr(self.trainer, "checkpoints", None)
+        if checkpoints is not None:
+            checkpoints.flush(complete)
 
     def __iter__(self):
         return iter(self.callbacks)
@@ -115,12 +137,14 @@ class CallbackList:
 
     def on_epoch_end(self, epoch, logs=None):
         self._call("on_epoch_end", epoch, logs)
+        self._write_requested_checkpoints(complete=True)
 
     def on_train_batch_begin(self, batch, logs=None):
         self._call("on_train_batch_begin", batch, logs)
 
     def on_train_batch_end(self, batch, logs=None):
         self._call("on_train_batch_end", batch, logs)
+        self._write_requested_checkpoints(complete=False)
 
     def on_test_begin(self, logs=None):
         self._call("on_test_begin", logs)

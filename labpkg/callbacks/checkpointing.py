@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import math
+import string
 from typing import Any
 
 from labpkg import checkpoint
 from labpkg.callbacks.base import Callback
-from labpkg.callbacks.monitor import MissingKeyWarner, is_improvement, resolve_mode
+from labpkg.callbacks.monitor import (
+    DivergedWarner,
+    MissingKeyWarner,
+    is_improvement,
+    resolve_mode,
+)
+from labpkg.metrics import ConfusionMetric
 
 __all__ = ["ModelCheckpoint"]
 
@@ -17,7 +24,8 @@ class ModelCheckpoint(Callback):
 
     Args:
         filepath: a path, optionally a template such as ``"ckpt/{epoch:02d}-{val_loss:.2f}.pt"``
-            (``epoch`` is 1-based; any log key can appear; an unknown key raises ``KeyError``).
+            (``epoch`` is 1-based; any log key can appear; a key the logs will not hold raises
+            ``KeyError`` before training starts).
         monitor: log key that decides "best" (default ``"val_loss"``).
         verbose: 1 prints a line per save.
         save_best_only: save only on a strict improvement of ``monitor`` (a tie keeps the
@@ -26,7 +34,9 @@ class ModelCheckpoint(Callback):
             (model, optimizer, scaler, counters, callbacks, RNG) so ``fit(resume_from=...)``
             can continue.
         mode: ``"auto"``, ``"min"`` or ``"max"``.
-        save_freq: ``"epoch"`` or an int: save every that many batches, counted across epochs.
+        save_freq: ``"epoch"`` or an int: save every that many mini-batches (Keras's "steps",
+            not optimizer updates), counted across epochs. A run resumed from such a
+            mid-epoch checkpoint continues with the next mini-batch of the same epoch.
         initial_value_threshold: a first ``best`` to beat (``save_best_only`` only).
 
     Example:
@@ -58,9 +68,14 @@ class ModelCheckpoint(Callback):
         self.best_path: str | None = None
         self._batches = 0
         self._warn_missing = MissingKeyWarner("ModelCheckpoint", monitor)
+        self._warn_diverged = DivergedWarner("ModelCheckpoint")
+
+    def default_key(self) -> str:
+        return f"ModelCheckpoint({self.filepath})"
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         checkpoint.check_writable(self.filepath)  # fail now, not after the first epoch
+        self._check_template()
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         if self.save_freq == "epoch":
@@ -80,18 +95,37 @@ class ModelCheckpoint(Callback):
                 self._warn_missing(logs)
             else:
                 current = logs[self.monitor]
+                if self._warn_diverged(self.trainer, epoch):
+                    return  # NaN weights can score "well" (all background): never best
                 if not is_improvement(current, self.best, self.mode):
                     return
                 self.best = current
         path = self.filepath.format(epoch=epoch + 1, **logs)
-        if self.save_weights_only:
-            checkpoint.save_checkpoint(self.trainer.model.state_dict(), path)
-        else:
-            checkpoint.save_checkpoint({**self.trainer.checkpoint_state(), "best": self.best}, path)
+        # written by the Trainer once every callback has run this hook (see resume.Checkpoints)
+        self.trainer.checkpoints.request(
+            path,
+            weights_only=self.save_weights_only,
+            extra={"best": self.best},
+            on_saved=lambda: self._saved(path, epoch, logs),
+        )
+
+    def _saved(self, path: str, epoch: int, logs: dict) -> None:
         self.best_path = path
         if self.verbose:
             value = logs.get(self.monitor, math.nan)
             print(f"epoch {epoch + 1}: saved {path} ({self.monitor}={value:.4f})")
+
+    def _check_template(self) -> None:
+        """Fail before training if the file name asks for a log key that will never exist."""
+        fields = {f.split(".")[0].split("[")[0] for _, f, _, _ in string.Formatter().parse(
+            self.filepath) if f}  # fmt: skip
+        known = _known_log_keys(self.trainer, per_batch=self.save_freq != "epoch")
+        unknown = sorted(fields - {"epoch"} - (known or set()))
+        if unknown and known is not None:
+            raise KeyError(
+                f"ModelCheckpoint filepath {self.filepath!r} uses {unknown}, which the logs "
+                f"will not hold; they hold epoch and {sorted(known)}"
+            )
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.best, "batches": self._batches, "best_path": self.best_path}
@@ -99,3 +133,22 @@ class ModelCheckpoint(Callback):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best, self._batches = state["best"], state["batches"]
         self.best_path = state.get("best_path")
+
+
+def _known_log_keys(trainer: Any, per_batch: bool) -> set[str] | None:
+    """The keys the logs will hold; None if a metric or callback of the user's could add more."""
+    if per_batch:
+        return {"loss"}  # mini-batch logs hold the running loss
+    keys = {"loss"}
+    for metric in trainer.metrics:
+        if not isinstance(metric, ConfusionMetric):
+            return None
+        keys |= set(metric.results())  # an empty metric still names its values
+    for callback in trainer.callbacks:
+        if not type(callback).__module__.startswith("labpkg."):
+            return None
+        if type(callback).__module__ == "labpkg.callbacks.lr":  # they log the learning rate
+            keys.add("learning_rate")
+    if getattr(trainer, "val_loader", None) is not None:
+        keys |= {f"val_{k}" for k in keys if k != "learning_rate"}
+    return keys

@@ -20,10 +20,16 @@ class CSVLogger(Callback):
     the first epoch; if that epoch had no ``val_`` keys, their ``val_`` twins are added so a
     later validation still has a column. A missing value is written as ``NA``.
 
+    The file is opened at the first epoch's end, so a run that fails before (a bad
+    ``resume_from``) leaves it untouched. A resumed run continues the same file: it keeps the
+    rows up to the checkpoint, drops any rows of epochs after it (they are trained again), and
+    appends, whatever ``append`` says.
+
     Args:
         filename: the CSV file.
         separator: column separator (default ``","``).
-        append: keep an existing file and add rows (a header only if the file is empty).
+        append: keep an existing file and add rows (a header only if the file is empty; a file
+            whose header has other columns is refused).
 
     Example:
         >>> CSVLogger("training.csv").separator
@@ -37,13 +43,15 @@ class CSVLogger(Callback):
         self.filename, self.separator, self.append = Path(filename), separator, append
         self.keys: list[str] | None = None
         self._file: Any = None
+        self._rows = 0  # data rows in the file after the last write
+        self._resume_rows: int | None = None
+
+    def default_key(self) -> str:
+        return f"CSVLogger({self.filename})"
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         self.filename.parent.mkdir(parents=True, exist_ok=True)
-        has_rows = self.append and self.filename.exists() and self.filename.stat().st_size > 0
-        self._write_header = not has_rows
-        self._file = self.filename.open("a" if self.append else "w", newline="")
-        self.keys = None
+        self.keys, self._file, self._rows, self._resume_rows = None, None, 0, None
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
@@ -51,17 +59,48 @@ class CSVLogger(Callback):
             self.keys = sorted(logs)
             if not any(k.startswith("val_") for k in self.keys):
                 self.keys += [f"val_{k}" for k in self.keys]
+        if self._file is None:
+            self._open()
         writer = csv.writer(self._file, delimiter=self.separator)
-        if self._write_header:
-            writer.writerow(["epoch", *self.keys])
-            self._write_header = False
         writer.writerow([epoch, *(_cell(logs.get(k)) for k in self.keys)])
         self._file.flush()  # a crash keeps every finished epoch
+        self._rows += 1
+
+    def _open(self) -> None:
+        header = ["epoch", *self.keys]
+        lines = self._existing_lines()
+        if self._resume_rows is not None:  # resumed: the rows up to the checkpoint stay
+            lines = lines[: 1 + self._resume_rows]
+            self.filename.write_text("".join(lines))
+        elif self.append and len(lines) > 0:
+            found = next(csv.reader(lines[:1], delimiter=self.separator))
+            if found != header:
+                raise ValueError(
+                    f"CSVLogger(append=True): {self.filename} has columns {found}, these logs "
+                    f"have {header}; use another file, or append=False to start it afresh"
+                )
+        else:
+            lines = []
+        self._rows = max(len(lines) - 1, 0)
+        self._file = self.filename.open("a" if lines else "w", newline="")
+        if not lines:
+            csv.writer(self._file, delimiter=self.separator).writerow(header)
+
+    def _existing_lines(self) -> list[str]:
+        if not self.filename.exists():
+            return []
+        return self.filename.read_text().splitlines(keepends=True)
 
     def on_train_end(self, logs: dict | None = None) -> None:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rows": self._rows, "keys": self.keys}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._resume_rows, self._rows, self.keys = state["rows"], state["rows"], state["keys"]
 
 
 def _cell(value: Any) -> str:
@@ -95,13 +134,22 @@ class ProgbarLogger(Callback):
         self._last = 0.0
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._open_bar(epoch, done=0)
+
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        if self._bar is None:  # an epoch resumed mid-way had no on_epoch_begin here
+            self._open_bar(self.trainer.state.epoch, done=batch)
+
+    def _open_bar(self, epoch: int, done: int) -> None:
         if self.verbose != 1:
             return
         from tqdm.auto import tqdm  # imported on first use: `import labpkg` stays light
 
         total = self.trainer.state.batches_per_epoch
         desc = f"epoch {epoch + 1}/{self.trainer.state.epochs}"
-        self._bar = tqdm(total=total, desc=desc, unit="batch", leave=True, file=sys.stdout)
+        self._bar = tqdm(
+            total=total, initial=done, desc=desc, unit="batch", leave=True, file=sys.stdout
+        )
         self._last = 0.0
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:

@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Callable
 from typing import Any
 
@@ -69,6 +71,17 @@ class LRSchedulerCallback(Callback):
         )
         self._steps_seen = 0
         self._epoch_lr = 0.0
+        self._warn_missing = MissingKeyWarner("LRSchedulerCallback", monitor or "")
+
+    def default_key(self) -> str:
+        return f"LRSchedulerCallback({type(self.scheduler).__name__})"
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        if self.scheduler.optimizer is not self.trainer.optimizer:
+            raise ValueError(
+                "the scheduler was built on another optimizer than the trainer's, so it would "
+                "change nothing: build it on trainer.optimizer"
+            )
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self._epoch_lr = current_lr(self.trainer.optimizer)
@@ -84,18 +97,23 @@ class LRSchedulerCallback(Callback):
             logs["learning_rate"] = self._epoch_lr
         if self.interval != "epoch":
             return
-        if self._plateau:
-            if logs and self.monitor in logs:
-                self.scheduler.step(logs[self.monitor])
-        else:
+        if not self._plateau:
             self.scheduler.step()
+        elif logs and self.monitor in logs:
+            self.scheduler.step(logs[self.monitor])
+        else:
+            self._warn_missing(logs or {})  # a misspelt monitor would never step
 
     def state_dict(self) -> dict[str, Any]:
-        return {"scheduler": self.scheduler.state_dict(), "steps_seen": self._steps_seen}
+        return {
+            "scheduler": self.scheduler.state_dict(),
+            "steps_seen": self._steps_seen,
+            "epoch_lr": self._epoch_lr,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.scheduler.load_state_dict(state["scheduler"])
-        self._steps_seen = state["steps_seen"]
+        self._steps_seen, self._epoch_lr = state["steps_seen"], state["epoch_lr"]
 
 
 class ReduceLROnPlateau(Callback):
@@ -139,11 +157,17 @@ class ReduceLROnPlateau(Callback):
         super().__init__()
         if not 0 < factor < 1:
             raise ValueError(f"factor must be in (0, 1): it multiplies the lr, got {factor}")
+        for name, value in (("patience", patience), ("cooldown", cooldown), ("min_lr", min_lr)):
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be >= 0, got {value}")
         self.monitor, self.factor, self.patience = monitor, factor, patience
         self.mode, self.min_delta = resolve_mode(monitor, mode), abs(min_delta)
         self.cooldown, self.min_lr, self.verbose = cooldown, min_lr, verbose
         self._warn_missing = MissingKeyWarner("ReduceLROnPlateau", monitor)
         self.on_train_begin()
+
+    def default_key(self) -> str:
+        return f"ReduceLROnPlateau({self.monitor})"
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         self.wait, self.cooldown_counter, self.best = 0, 0, None
@@ -199,8 +223,10 @@ class LearningRateScheduler(Callback):
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         lr = self.schedule(epoch, current_lr(self.trainer.optimizer))
-        if not isinstance(lr, (int, float)) or lr < 0:
-            raise ValueError(f"schedule({epoch}, lr) must return a number >= 0, got {lr!r}")
+        if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
+            raise ValueError(f"schedule({epoch}, lr) must return a number, got {lr!r}")
+        if not (math.isfinite(lr) and lr >= 0):
+            raise ValueError(f"schedule({epoch}, lr) must return a finite number >= 0, got {lr}")
         set_lr(self.trainer.optimizer, float(lr))
         if self.verbose:
             print(f"epoch {epoch + 1}: learning rate {lr:.3g}")

@@ -7,7 +7,7 @@ import warnings
 
 from labpkg.metrics import HIGHER_IS_BETTER
 
-__all__ = ["resolve_mode", "is_improvement", "MissingKeyWarner"]
+__all__ = ["resolve_mode", "is_improvement", "MissingKeyWarner", "DivergedWarner"]
 
 
 def resolve_mode(monitor: str, mode: str) -> str:
@@ -67,3 +67,28 @@ class MissingKeyWarner:
                 f"keys: {sorted(logs)}. Is validation_data missing, or the name misspelt?",
                 stacklevel=3,
             )
+
+
+class DivergedWarner:
+    """Says once per run that diverged epochs (non-finite loss or weights) cannot be best.
+
+    Once the weights hold NaN, every pixel is argmaxed to class 0: an all-background
+    prediction can then score *higher* than the healthy model on accuracy or mean IoU. So an
+    epoch whose loss or weights are not finite never counts as an improvement.
+    """
+
+    def __init__(self, owner: str) -> None:
+        self.owner, self.warned = owner, False
+
+    def __call__(self, trainer, epoch: int) -> bool:
+        """True (and a warning the first time) if the epoch in ``trainer`` diverged."""
+        if not trainer.state.diverged:
+            return False
+        if not self.warned:
+            self.warned = True
+            warnings.warn(
+                f"{self.owner}: epoch {epoch + 1} diverged (a NaN or infinite loss or weight); "
+                "it and later such epochs are not eligible as best",
+                stacklevel=3,
+            )
+        return True

@@ -7,7 +7,12 @@ import math
 from typing import Any
 
 from labpkg.callbacks.base import Callback
-from labpkg.callbacks.monitor import MissingKeyWarner, is_improvement, resolve_mode
+from labpkg.callbacks.monitor import (
+    DivergedWarner,
+    MissingKeyWarner,
+    is_improvement,
+    resolve_mode,
+)
 
 __all__ = ["EarlyStopping", "TerminateOnNaN"]
 
@@ -62,7 +67,11 @@ class EarlyStopping(Callback):
         self.baseline, self.restore_best_weights = baseline, restore_best_weights
         self.start_from_epoch, self.check_finite = start_from_epoch, check_finite
         self._warn_missing = MissingKeyWarner("EarlyStopping", monitor)
+        self._warn_diverged = DivergedWarner("EarlyStopping")
         self.on_train_begin()
+
+    def default_key(self) -> str:
+        return f"EarlyStopping({self.monitor})"
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         self.wait, self.best, self.best_epoch = 0, None, None
@@ -81,7 +90,8 @@ class EarlyStopping(Callback):
         if epoch < self.start_from_epoch:
             return
         self.wait += 1
-        if is_improvement(current, self.best, self.mode, self.min_delta):
+        diverged = self._warn_diverged(self.trainer, epoch)  # NaN weights may score "well"
+        if not diverged and is_improvement(current, self.best, self.mode, self.min_delta):
             self.best, self.best_epoch = current, epoch
             if self.restore_best_weights:
                 # state_dict() aliases the live tensors: without a deep copy the "snapshot"
@@ -143,4 +153,5 @@ class TerminateOnNaN(Callback):
         if self.raise_error:
             raise RuntimeError(message)
         print(message)
-        self.trainer.state.stop_training = True
+        # diverged: no checkpoint of this epoch is written, and it cannot count as best
+        self.trainer.state.diverged = self.trainer.state.stop_training = True

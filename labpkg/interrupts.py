@@ -1,0 +1,61 @@
+"""Ctrl-C during ``fit`` lands between mini-batches, never inside ``optimizer.step()``.
+
+Python raises ``KeyboardInterrupt`` wherever the program happens to be, which could be halfway
+through an update (some weights moved, others not) or through writing a checkpoint. While
+``fit`` runs, the first Ctrl-C (or a notebook's *stop* button) only sets a flag; the loop
+raises ``KeyboardInterrupt`` itself at the next mini-batch boundary, and ``fit`` ends
+cleanly. A second Ctrl-C interrupts at once, as usual.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType, TracebackType
+
+__all__ = ["DeferredInterrupt"]
+
+
+class DeferredInterrupt:
+    """A context in which SIGINT is held until ``check()`` (main thread only; else a no-op).
+
+    Example:
+        >>> with DeferredInterrupt() as interrupt:
+        ...     interrupt.check()  # nothing pending: returns
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = None
+        self._installed = False
+
+    def __enter__(self) -> DeferredInterrupt:
+        # signal handlers can only be set from the main thread (not in a worker thread)
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._hold)
+            self._installed = True
+        return self
+
+    def _hold(self, signum: int, frame: FrameType | None) -> None:
+        self.requested = True
+        self._restore()  # a second Ctrl-C goes to the previous handler: it interrupts at once
+
+    def check(self) -> None:
+        """Raise ``KeyboardInterrupt`` here if Ctrl-C was pressed since the last check."""
+        if self.requested:
+            self.requested = False
+            raise KeyboardInterrupt
+
+    def _restore(self) -> None:
+        if self._installed:
+            previous = self._previous if self._previous is not None else signal.default_int_handler
+            signal.signal(signal.SIGINT, previous)
+            self._installed = False
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._restore()

@@ -1,0 +1,360 @@
+"""Nothing lost: resume is exact whatever the callback order and wherever the checkpoint was taken.
+
+Each case runs three times with the same seeds: straight through; interrupted at a point;
+resumed from the last checkpoint the interrupted run wrote. The resumed run must end where the
+straight one did, bit for bit: weights, optimizer, counters, callback state, the CSV log.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import loader, tiny_data, tiny_model
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import labpkg
+from labpkg.callbacks import (
+    CSVLogger,
+    EarlyStopping,
+    LRSchedulerCallback,
+    ModelCheckpoint,
+    ReduceLROnPlateau,
+    TerminateOnNaN,
+)
+
+N, BATCH, EPOCHS = 20, 4, 4  # 5 mini-batches per epoch
+
+
+class InterruptAt(labpkg.Callback):
+    """Raises KeyboardInterrupt before mini-batch ``batch`` of epoch ``epoch`` (as Ctrl-C)."""
+
+    def __init__(self, epoch: int, batch: int) -> None:
+        super().__init__()
+        self.at = (epoch, batch)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if (self.trainer.state.epoch, batch) == self.at:
+            raise KeyboardInterrupt
+
+
+def make_callbacks(order: list[str], folder: Path, trainer, save_freq="epoch") -> list:
+    made = {
+        "checkpoint": lambda: ModelCheckpoint(str(folder / "last.pt"), save_freq=save_freq),
+        "early": lambda: EarlyStopping(monitor="loss", patience=1, min_delta=0.02),
+        "plateau": lambda: ReduceLROnPlateau(monitor="loss", factor=0.5, patience=0),
+        "schedule": lambda: LRSchedulerCallback(
+            torch.optim.lr_scheduler.StepLR(trainer.optimizer, step_size=3, gamma=0.7),
+            interval="step",
+        ),
+        "csv": lambda: CSVLogger(str(folder / "log.csv")),
+    }
+    return [made[name]() for name in order]
+
+
+def run(order, folder, accumulate=1, save_freq="epoch", interrupt=None, resume=False):
+    torch.manual_seed(0)  # the same model, data order and dropout in every run
+    model = tiny_model(seed=7, batch_norm=True)
+    trainer = labpkg.Trainer(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.3, momentum=0.9),
+        "cross_entropy",
+        metrics=[labpkg.MeanIoU(3)],
+        device="cpu",
+        accumulate_grad_batches=accumulate,
+    )
+    callbacks = make_callbacks(order, folder, trainer, save_freq)
+    if interrupt is not None:
+        callbacks.append(InterruptAt(*interrupt))
+    data = loader(tiny_data(N), batch_size=BATCH, shuffle=True)
+    resume_from = folder / "last.pt" if resume else None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        history = trainer.fit(data, EPOCHS, callbacks=callbacks, verbose=0, resume_from=resume_from)
+    # an interrupted run says so (EarlyStopping may end a run before its interrupt point)
+    said = any("interrupted" in str(w.message) for w in caught)
+    assert said == trainer.state.interrupted == (interrupt is not None and said)
+    return trainer, callbacks, history
+
+
+def assert_same_run(a, b, folder_a: Path, folder_b: Path) -> None:
+    (ta, ca, _), (tb, cb, _) = a, b
+    for (name, x), y in zip(
+        ta.model.state_dict().items(), tb.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(x, y), name
+    for pa, pb in zip(ta.model.parameters(), tb.model.parameters(), strict=True):
+        assert torch.equal(
+            ta.optimizer.state[pa]["momentum_buffer"], tb.optimizer.state[pb]["momentum_buffer"]
+        )
+    assert ta.optimizer.param_groups[0]["lr"] == tb.optimizer.param_groups[0]["lr"]
+    for key in ("global_step", "batches_seen", "samples_seen", "stop_training"):
+        assert getattr(ta.state, key) == getattr(tb.state, key), key
+    for x, y in zip(ca, cb, strict=False):
+        assert _comparable(x.state_dict()) == _comparable(y.state_dict()), type(x).__name__
+    if (folder_a / "log.csv").exists():
+        assert (folder_a / "log.csv").read_text() == (folder_b / "log.csv").read_text()
+
+
+def _comparable(state):
+    if isinstance(state, dict):
+        return {k: _comparable(v) for k, v in state.items() if k != "best_path"}
+    if isinstance(state, torch.Tensor):
+        return state.tolist()
+    if isinstance(state, float) and math.isnan(state):
+        return "nan"
+    return state
+
+
+def straight_interrupted_resumed(tmp_path, order, interrupt, **options):
+    straight_dir, broken_dir = tmp_path / "straight", tmp_path / "broken"
+    straight = run(order, straight_dir, **options)
+    assert run(order, broken_dir, interrupt=interrupt, **options)[0].state.interrupted
+    resumed = run(order, broken_dir, resume=True, **options)
+    assert_same_run(straight, resumed, straight_dir, broken_dir)
+    return straight, resumed
+
+
+ORDERS = {
+    "checkpoint first (Keras's usual order)": ["checkpoint", "early", "plateau", "csv"],
+    "checkpoint last": ["early", "plateau", "csv", "checkpoint"],
+    "step scheduler before the checkpoint": ["schedule", "checkpoint", "csv"],
+}
+
+
+@pytest.mark.parametrize("order", ORDERS.values(), ids=ORDERS.keys())
+def test_resume_equals_a_straight_run_whatever_the_callback_order(tmp_path, order):
+    straight_interrupted_resumed(tmp_path, order, interrupt=(2, 2))
+
+
+def test_a_mid_epoch_checkpoint_resumes_at_the_next_mini_batch(tmp_path):
+    # save every 3 mini-batches; the last save before the interrupt is after mini-batch 12,
+    # i.e. epoch 2 (0-based), batch 1: the resumed run must run batch 2 of epoch 2 next
+    straight, resumed = straight_interrupted_resumed(
+        tmp_path, ["checkpoint", "csv"], interrupt=(2, 4), save_freq=3
+    )
+    assert resumed[0].state.global_step == straight[0].state.global_step == EPOCHS * 5
+    assert resumed[2].epoch == [2, 3]  # it finished the interrupted epoch, then the last
+
+
+def test_mid_epoch_resume_inside_an_accumulation_group_keeps_its_gradients(tmp_path):
+    straight_interrupted_resumed(
+        tmp_path, ["checkpoint", "plateau"], interrupt=(1, 4), save_freq=2, accumulate=3
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    order=st.permutations(["checkpoint", "early", "plateau", "schedule", "csv"]),
+    accumulate=st.integers(1, 3),
+    save_freq=st.sampled_from(["epoch", 2, 3, 7]),
+    interrupt=st.tuples(st.integers(1, EPOCHS - 1), st.integers(0, 4)),
+)
+def test_property_resumed_run_equals_the_straight_run_bitwise(
+    tmp_path_factory, order, accumulate, save_freq, interrupt
+):
+    folder = tmp_path_factory.mktemp("case")
+    options = {"accumulate": accumulate, "save_freq": save_freq}
+    straight = run(order, folder / "straight", **options)
+    broken = run(order, folder / "broken", interrupt=interrupt, **options)
+    if not broken[0].state.interrupted or not (folder / "broken" / "last.pt").exists():
+        # stopped early before the interrupt, or interrupted before the first save
+        return
+    resumed = run(order, folder / "broken", resume=True, **options)
+    assert_same_run(straight, resumed, folder / "straight", folder / "broken")
+
+
+def test_a_resumed_run_that_had_stopped_early_stays_stopped(tmp_path):
+    order = ["early", "checkpoint"]
+    trainer, callbacks, _ = run(order, tmp_path)
+    assert trainer.state.stop_training  # EarlyStopping ended it before EPOCHS
+    resumed, _, history = run(order, tmp_path, resume=True)
+    assert history.epoch == [] and resumed.state.global_step == trainer.state.global_step
+
+
+# ---------------------------------------------------------------------------- the log file
+def test_csv_logger_keeps_its_rows_on_resume_and_drops_those_trained_again(tmp_path):
+    straight_interrupted_resumed(tmp_path, ["csv", "checkpoint"], interrupt=(3, 1), save_freq=7)
+    rows = (tmp_path / "broken" / "log.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows] == ["epoch", "0", "1", "2", "3"]
+
+
+def test_a_failed_resume_leaves_the_csv_log_as_it_was(tmp_path):
+    run(["csv", "checkpoint"], tmp_path, interrupt=(2, 0))
+    before = (tmp_path / "log.csv").read_text()
+    (tmp_path / "last.pt").write_bytes(b"damaged")
+    with pytest.raises(ValueError, match="not a readable checkpoint"):
+        run(["csv", "checkpoint"], tmp_path, resume=True)
+    assert (tmp_path / "log.csv").read_text() == before
+
+
+def test_csv_append_onto_a_file_with_other_columns_is_refused(tmp_path):
+    (tmp_path / "log.csv").write_text("epoch,accuracy\n0,0.5\n")
+    model = tiny_model()
+    trainer = labpkg.Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), "cross_entropy")
+    with pytest.raises(ValueError, match=r"has columns \['epoch', 'accuracy'\]"):
+        trainer.fit(
+            loader(tiny_data(8)),
+            callbacks=[CSVLogger(tmp_path / "log.csv", append=True)],
+            verbose=0,
+        )
+
+
+# ------------------------------------------------------------------------ callback identity
+def _restored(callbacks, path: Path, epochs: int):
+    """Resume with ``callbacks`` but train no further: their state right after the restore."""
+    model = tiny_model(seed=7, batch_norm=True)
+    opt = torch.optim.SGD(model.parameters(), lr=0.3, momentum=0.9)
+    trainer = labpkg.Trainer(model, opt, "cross_entropy", metrics=[labpkg.MeanIoU(3)])
+    trainer.fit(loader(tiny_data(N)), epochs, callbacks=callbacks, verbose=0, resume_from=path)
+    return callbacks
+
+
+def test_callback_state_is_matched_by_key_not_position(tmp_path):
+    run(["early", "checkpoint"], tmp_path, interrupt=(2, 0))  # last.pt: after epoch 1
+    saved = labpkg.load_checkpoint(tmp_path / "last.pt")["callbacks"]["EarlyStopping(loss)"]
+    plateau = ReduceLROnPlateau(monitor="loss")
+    early = EarlyStopping(monitor="loss", patience=1, min_delta=0.02)
+    _restored([plateau, early, ModelCheckpoint(str(tmp_path / "last.pt"))], tmp_path / "last.pt", 2)
+    assert _comparable(early.state_dict()) == _comparable(saved)  # its own state, found by key
+    assert plateau.best is None and plateau.wait == 0  # new on resume: it starts fresh
+
+
+def test_two_checkpoints_get_their_own_state_back_in_any_order(tmp_path):
+    best = ModelCheckpoint(str(tmp_path / "best.pt"), monitor="loss", save_best_only=True)
+    last = ModelCheckpoint(str(tmp_path / "last.pt"))
+    model = tiny_model(seed=7, batch_norm=True)  # the model _restored builds
+    trainer = labpkg.Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), "cross_entropy")
+    trainer.fit(loader(tiny_data(N)), 3, callbacks=[best, last], verbose=0)
+    again_last = ModelCheckpoint(str(tmp_path / "last.pt"))
+    again_best = ModelCheckpoint(str(tmp_path / "best.pt"), monitor="loss", save_best_only=True)
+    _restored([again_last, again_best], tmp_path / "last.pt", 3)  # listed the other way round
+    assert again_best.best == best.best and again_last.best is None
+
+
+def test_saved_state_that_no_callback_claims_is_a_clear_error(tmp_path):
+    run(["early", "checkpoint"], tmp_path, interrupt=(2, 0))
+    with pytest.raises(ValueError, match=r"state for callbacks \['EarlyStopping\(loss\)'\]"):
+        run(["checkpoint"], tmp_path, resume=True)
+
+
+def test_two_callbacks_with_one_key_are_told_apart_by_setting_key(tmp_path):
+    a, b = EarlyStopping(monitor="loss"), EarlyStopping(monitor="loss", patience=5)
+    model = tiny_model()
+    trainer = labpkg.Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), "cross_entropy")
+    with pytest.raises(ValueError, match="share the state key"):
+        trainer.fit(
+            loader(tiny_data(8)),
+            callbacks=[a, b, ModelCheckpoint(str(tmp_path / "c.pt"))],
+            verbose=0,
+        )
+    b.key = "patient"
+    trainer.fit(
+        loader(tiny_data(8)), callbacks=[a, b, ModelCheckpoint(str(tmp_path / "c.pt"))], verbose=0
+    )
+    saved = labpkg.load_checkpoint(tmp_path / "c.pt")["callbacks"]
+    assert {"EarlyStopping(loss)", "patient"} <= saved.keys()
+
+
+def test_numpy_numbers_in_callback_state_are_saved_as_python_numbers(tmp_path):
+    import numpy as np
+
+    class Tracker(labpkg.Callback):
+        def state_dict(self):
+            return {"best": np.float64(0.25), "seen": np.int64(3), "curve": np.arange(3.0)}
+
+    model = tiny_model()
+    trainer = labpkg.Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), "cross_entropy")
+    trainer.fit(
+        loader(tiny_data(8)),
+        callbacks=[Tracker(), ModelCheckpoint(str(tmp_path / "c.pt"))],
+        verbose=0,
+    )
+    state = labpkg.load_checkpoint(tmp_path / "c.pt")["callbacks"]["Tracker"]  # weights_only
+    assert state["best"] == 0.25 and state["seen"] == 3 and state["curve"].tolist() == [0, 1, 2]
+
+
+# ------------------------------------------------------------------ what is and is not saved
+def test_terminate_on_nan_leaves_the_last_good_checkpoint_in_place(tmp_path):
+    losses = iter([0.5] * 5 + [0.4, math.nan] + [0.3] * 20)
+
+    def scripted(logits, target):
+        return logits.float().mean() * 0 + next(losses)
+
+    model = tiny_model()
+    trainer = labpkg.Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), scripted)
+    last = ModelCheckpoint(str(tmp_path / "last.pt"))
+    with pytest.warns(UserWarning, match="diverged"):
+        trainer.fit(loader(tiny_data(N)), 3, callbacks=[TerminateOnNaN(), last], verbose=0)
+    saved = labpkg.load_checkpoint(tmp_path / "last.pt")
+    assert saved["position"]["epoch"] == 0  # epoch 1's checkpoint was not written over it
+    assert saved["position"]["complete"]
+
+
+def test_stale_temporary_files_of_killed_saves_are_removed_by_the_next_save(tmp_path):
+    (tmp_path / ".c.pt.abc123.tmp").write_bytes(b"half")  # a save killed midway, earlier
+    (tmp_path / ".other.pt.x.tmp").write_bytes(b"half")  # another checkpoint's: left alone
+    labpkg.save_checkpoint({"step": 1}, tmp_path / "c.pt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.pt.x.tmp", "c.pt"]
+
+
+def test_ctrl_c_lands_at_the_end_of_the_current_mini_batch():
+    class PressCtrlC(labpkg.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            if self.trainer.state.epoch == 1 and batch == 2:
+                os.kill(os.getpid(), signal.SIGINT)  # the signal arrives mid-mini-batch
+
+    model = tiny_model()
+    trainer = labpkg.Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), "cross_entropy")
+    with pytest.warns(UserWarning, match="interrupted"):
+        history = trainer.fit(loader(tiny_data(N)), 3, callbacks=[PressCtrlC()], verbose=0)
+    # mini-batch 2 of epoch 1 finished, update included; nothing after it ran
+    assert trainer.state.interrupted and trainer.state.global_step == 5 + 3
+    assert history.epoch == [0]  # the unfinished epoch has no logs
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+
+
+# ------------------------------------------------------------------- restore: all or nothing
+def _trainer_and_file(tmp_path, optimizer="sgd"):
+    model = tiny_model()
+    opt = labpkg.get_optimizer(optimizer, model.parameters(), lr=0.1)
+    trainer = labpkg.Trainer(model, opt, "cross_entropy")
+    trainer.fit(
+        loader(tiny_data(8)), callbacks=[ModelCheckpoint(str(tmp_path / "c.pt"))], verbose=0
+    )
+    return trainer
+
+
+def test_a_checkpoint_for_another_optimizer_is_refused_before_anything_changes(tmp_path):
+    _trainer_and_file(tmp_path, "sgd")
+    other = tiny_model(seed=3)
+    before = {k: v.clone() for k, v in other.state_dict().items()}
+    trainer = labpkg.Trainer(
+        other, labpkg.get_optimizer("adam", other.parameters()), "cross_entropy"
+    )
+    with pytest.raises(ValueError, match="SGD optimizer; this trainer's is Adam"):
+        trainer.fit(loader(tiny_data(8)), verbose=0, resume_from=tmp_path / "c.pt")
+    for key, value in other.state_dict().items():
+        assert torch.equal(value, before[key]), key  # the model was not overwritten
+
+
+def test_a_weights_only_file_cannot_resume_and_says_how_to_load_it(tmp_path):
+    trainer = _trainer_and_file(tmp_path)
+    # what ModelCheckpoint(save_weights_only=True) and most tutorials write
+    torch.save(trainer.model.state_dict(), tmp_path / "w.pt")
+    with pytest.raises(ValueError, match="model weights only.*load_state_dict"):
+        trainer.restore(tmp_path / "w.pt")
+
+
+def test_a_truncated_checkpoint_is_a_clear_error(tmp_path):
+    _trainer_and_file(tmp_path)
+    data = (tmp_path / "c.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="damaged or was cut short"):
+        labpkg.load_checkpoint(tmp_path / "cut.pt")
