@@ -68,7 +68,7 @@ from labpkg.metrics import (
     pixel_accuracy_from_confusion,
 )
 from labpkg.models import UNet, UNetConfig, count_parameters
-from labpkg.notebook import show_image, show_source
+from labpkg.notebook import glue, show_image, show_source
 from labpkg.optim import get_optimizer
 from labpkg.pets import OxfordPetSegmentation
 from labpkg.recipes import Recipe, train_recipe
@@ -132,6 +132,7 @@ __all__ = [
     "save_checkpoint",
     "show_image",
     "show_source",
+    "glue",
     "time_call",
     "total_updates",
     "train_recipe",

@@ -20,6 +20,30 @@ class Exercise:
     question: str
     answer: Callable[[], float]
     hint: str
+    decimals: int | None = None  # answers rounded to this many decimals are right
+
+
+def _dice(i: float, p: float, t: float, s: float) -> float:
+    return (2 * i + s) / (p + t + s)
+
+
+def _recipe_updates(**changes) -> int:
+    from labpkg.recipes import Recipe  # imported here: recipes pulls in the whole trainer
+
+    recipe = Recipe(epochs=5, **changes)
+    return counting.total_updates(recipe.samples_per_epoch, recipe.batch_size, recipe.epochs)
+
+
+def _iou_of_counts(confusion: list[list[int]]) -> list[float]:
+    """Per-class IoU of a small confusion matrix (rows: true, columns: predicted)."""
+    c = len(confusion)
+    out = []
+    for k in range(c):
+        tp = confusion[k][k]
+        fp = sum(confusion[r][k] for r in range(c)) - tp
+        fn = sum(confusion[k]) - tp
+        out.append(tp / (tp + fp + fn))
+    return out
 
 
 EXERCISES: dict[str, Exercise] = {
@@ -60,6 +84,103 @@ EXERCISES: dict[str, Exercise] = {
         lambda: counting.updates_per_epoch(10, 1, accumulate=3) * 4,
         "The last, smaller group of an epoch makes an update too.",
     ),
+    "01.2": Exercise(
+        "Chapter 1's run: 384 training images, batch size 16, 5 epochs. How many mini-batches "
+        "does the model process in total?",
+        lambda: counting.batches_per_epoch(384, 16) * 5,
+        "Mini-batches per epoch times epochs.",
+    ),
+    "02.2": Exercise(
+        "The gradient variance of batch size 4 is V. By the 1/b rule, what is the variance of "
+        "batch size 64, as a fraction of V?",
+        lambda: 4 / 64,
+        "Variance is proportional to 1 / batch size.",
+        decimals=4,
+    ),
+    "04.2": Exercise(
+        "200 validation images in batches of 32: how many images are in the last batch?",
+        lambda: 200 - (counting.batches_per_epoch(200, 32) - 1) * 32,
+        "Six full batches take 192 images.",
+    ),
+    "05.2": Exercise(
+        "The hand-written loop of chapter 5 over 256 images in batches of 16: how many times "
+        "does it call optimizer.zero_grad() in one epoch?",
+        lambda: counting.batches_per_epoch(256, 16),
+        "Once per mini-batch.",
+    ),
+    "06.1": Exercise(
+        "The binary Dice example (p = [1, 0, 0.5, 0], t = [1, 0, 1, 0]) with smoothing s = 1: "
+        "what is the Dice loss? (4 decimals)",
+        lambda: 1 - _dice(i=1.5, p=1.5, t=2, s=1),
+        "Dice = (2I + s) / (P + T + s) with I = 1.5, P = 1.5, T = 2.",
+        decimals=4,
+    ),
+    "06.2": Exercise(
+        "One pixel, four classes, all scores 0 (a model that knows nothing): its cross-entropy? "
+        "(4 decimals)",
+        lambda: math.log(4),
+        "softmax gives each class 1/4; the loss is -ln of the true class's probability.",
+        decimals=4,
+    ),
+    "07.1": Exercise(
+        "In the 2x2 example (true [[0, 1], [1, 2]], predicted [[0, 1], [2, 2]]) the model now "
+        "predicts class 3 on the background pixel. With num_classes=4, what is the mean IoU?",
+        lambda: sum(_iou_of_counts([[0, 0, 0, 1], [0, 1, 1, 0], [0, 0, 1, 0], [0, 0, 0, 0]])) / 4,
+        "Class 0 loses its only pixel too; class 3 has TP = 0, FP = 1.",
+        decimals=4,
+    ),
+    "07.2": Exercise(
+        "A 10x10 mask holds 12 object pixels. What pixel accuracy does a model that predicts "
+        "background everywhere score?",
+        lambda: (100 - 12) / 100,
+        "Correct pixels / all pixels.",
+        decimals=4,
+    ),
+    "08.1": Exercise(
+        "SGD with lr 0.05 and momentum 0.9 sees the same gradient g at every update. Its step "
+        "approaches c * g: what is c?",
+        lambda: 0.05 / (1 - 0.9),
+        "The velocity v = 0.9 v + g settles at g / (1 - 0.9).",
+        decimals=4,
+    ),
+    "08.2": Exercise(
+        "Chapter 8's budget: 512 images, batch size 16, 5 epochs. How many optimizer updates?",
+        lambda: counting.total_updates(512, 16, 5),
+        "Updates per epoch times epochs.",
+    ),
+    "09.1": Exercise(
+        "EarlyStopping(patience=10): the best val_loss is at epoch 7 (1-based) and never "
+        "improves again. After which epoch (1-based) does training stop?",
+        lambda: 7 + 10,
+        "It waits patience epochs after the best one.",
+    ),
+    "09.2": Exercise(
+        "ReduceLROnPlateau(factor=0.5) reduces the learning rate 3 times, starting from 3e-3. "
+        "What is the learning rate then?",
+        lambda: 3e-3 * 0.5**3,
+        "Each reduction multiplies by the factor.",
+        decimals=8,
+    ),
+    "10.1": Exercise(
+        "What is the largest finite float16 number?",
+        lambda: 65504,
+        "(2 - 2**-10) * 2**15.",
+    ),
+    "10.2": Exercise(
+        "A GradScaler with scale 8 meets overflowing gradients twice in a row. Its scale then?",
+        lambda: 8 * 0.5**2,
+        "Each skipped step halves the scale (backoff_factor=0.5).",
+    ),
+    "11.1": Exercise(
+        "labpkg.Recipe(epochs=5): how many optimizer updates does the whole run make?",
+        lambda: _recipe_updates(),
+        "samples_per_epoch / batch_size updates per epoch.",
+    ),
+    "11.2": Exercise(
+        "The same with batch_size=32: how many updates?",
+        lambda: _recipe_updates(batch_size=32),
+        "A quarter as many.",
+    ),
 }
 
 
@@ -81,6 +202,10 @@ def check(exercise: str, answer: float) -> bool:
     if exercise not in EXERCISES:
         raise ValueError(f"unknown exercise {exercise!r}; known: {sorted(EXERCISES)}")
     item = EXERCISES[exercise]
-    right = math.isclose(float(answer), float(item.answer()), rel_tol=1e-9, abs_tol=1e-9)
+    expected = float(item.answer())
+    if item.decimals is not None:  # a reader types a rounded number
+        right = abs(float(answer) - expected) <= 0.5 * 10.0**-item.decimals + 1e-12
+    else:
+        right = math.isclose(float(answer), expected, rel_tol=1e-9, abs_tol=1e-9)
     print("Correct!" if right else f"Not yet. Hint: {item.hint}")
     return right

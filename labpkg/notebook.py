@@ -10,7 +10,7 @@ import inspect
 import os
 from typing import Any
 
-__all__ = ["show_source", "show_image"]
+__all__ = ["show_source", "show_image", "glue"]
 
 
 def show_source(obj: Any) -> Any:
@@ -38,3 +38,29 @@ def show_image(path: str | os.PathLike) -> Any:
     from IPython.display import Image
 
     return Image(filename=os.fspath(path))
+
+
+def glue(name: str, value: Any) -> Any:
+    """Name a computed value so the page's prose can print it: ``{glue:text}`name:.3f```.
+
+    The sentence then shows what the cell computed on the machine that built the page, and
+    cannot drift from it. Where the book's builder (``myst_nb``) is not installed, as on
+    Colab, it does nothing: the printed output of the cell says the same.
+
+    Args:
+        name: a name unique within the chapter.
+        value: a number (or short text); give plain Python numbers, e.g. ``float(x)``.
+
+    Returns:
+        ``value``, so a cell can glue and use a number in one line.
+
+    Example:
+        >>> glue("epochs", 5)
+        5
+    """
+    try:
+        from myst_nb import glue as myst_glue
+    except ImportError:  # Colab or a plain Jupyter: nothing to paste into
+        return value
+    myst_glue(name, value, display=False)
+    return value

@@ -62,3 +62,46 @@ def test_every_drawing_cell_has_its_figure_in_the_executed_notebook(built_site, 
         if not any("image/png" in out.get("data", {}) for out in cells[i].get("outputs", []))
     ]
     assert missing == [], f"drawing cells without a figure: {missing}"
+
+
+GLUE_ROLE = re.compile(r"\{glue:text\}`([^`:]+)(?::([^`]*))?`")
+
+
+def _glued_values(executed: dict) -> dict[str, str]:
+    """name -> text/plain of each value a cell glued (myst-nb stores them as outputs)."""
+    values = {}
+    for cell in executed["cells"]:
+        for output in cell.get("outputs", []):
+            name = output.get("metadata", {}).get("scrapbook", {}).get("name")
+            for mime, data in output.get("data", {}).items():
+                if name and mime.endswith("text/plain"):
+                    values[name] = data if isinstance(data, str) else "".join(data)
+    return values
+
+
+def _executed(built_site, source: dict) -> dict:
+    """The build's executed copy of a notebook, outputs and all. The copy under
+    jupyter_execute/ drops the glue outputs, so take it from the build's execution cache."""
+    wanted = ["".join(c["source"]) for c in source["cells"] if c["cell_type"] == "code"]
+    cache = built_site.html.parent / ".jupyter_cache" / "executed"
+    for path in cache.glob("*/base.ipynb"):
+        executed = json.loads(path.read_text())
+        code = [c for c in executed["cells"] if c["cell_type"] == "code"]  # all it keeps
+        if ["".join(c["source"]) for c in code] == wanted:
+            return executed
+    raise AssertionError("the build's execution cache holds no run of this notebook")
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "lessons").glob("*.ipynb")))
+def test_glued_numbers_appear_on_the_page_as_the_cells_computed_them(built_site, name):
+    from myst_nb.core.variables import format_plain_text
+
+    source = json.loads((ROOT / "lessons" / f"{name}.ipynb").read_text())
+    roles = GLUE_ROLE.findall("".join("".join(c["source"]) for c in source["cells"]))
+    values = _glued_values(_executed(built_site, source)) if roles else {}
+    page = re.sub(r"<[^>]+>", "", (built_site.html / "lessons" / f"{name}.html").read_text())
+    assert "glue:text" not in page
+    for key, spec in roles:
+        assert key in values, f"{name}: nothing glued as {key!r}"
+        shown = format_plain_text(values[key], spec or "")
+        assert shown in page, f"{name}: {key} should read {shown!r}"

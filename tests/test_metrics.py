@@ -211,7 +211,7 @@ def test_agrees_with_torchmetrics_where_semantics_coincide(seed):
     ours = SegmentationMetrics(5, ignore_index=255, per_class=True)
     ours.update(scores, true)
     out = ours.compute()
-    # torchmetrics gives absent classes 0 (TM#1693), so compare on classes that occur
+    # torchmetrics' per-class values give absent classes 0, so compare on classes that occur
     jaccard = MulticlassJaccardIndex(num_classes=5, average=None, ignore_index=255)
     f1 = MulticlassF1Score(num_classes=5, average=None, multidim_average="global", ignore_index=255)
     accuracy = MulticlassAccuracy(num_classes=5, average="micro", ignore_index=255)
@@ -224,6 +224,22 @@ def test_agrees_with_torchmetrics_where_semantics_coincide(seed):
     )
     assert math.isnan(out["mean_iou"][4]) and math.isnan(out["dice"][4])
     assert out["pixel_accuracy"].item() == pytest.approx(accuracy(scores, true).item())
+
+
+def test_chapter_7_absent_class_sentence_matches_torchmetrics():
+    """Chapter 7: torchmetrics' macro mean leaves an absent class out, as labpkg does;
+    ``average=None`` shows it as 0 where labpkg shows NaN."""
+    from torchmetrics.classification import MulticlassJaccardIndex
+
+    pred = true = torch.tensor([[[0, 1], [1, 0]]])  # class 2 neither true nor predicted
+    ours = MeanIoU(3, per_class=True)
+    ours.update(pred, true)
+    macro = MulticlassJaccardIndex(num_classes=3)(pred, true)
+    per_class = MulticlassJaccardIndex(num_classes=3, average=None)(pred, true)
+    mean = MeanIoU(3)
+    mean.update(pred, true)
+    assert macro.item() == mean.compute().item() == 1.0  # not (1 + 1 + 0) / 3
+    assert per_class.tolist() == [1.0, 1.0, 0.0] and math.isnan(ours.compute()[2])
 
 
 def test_unchecked_updates_still_refuse_out_of_range_labels_when_computed():

@@ -1,0 +1,74 @@
+"""Exercise answers: every chapter has checked exercises, and each checker knows the true answer.
+
+The true answers below are worked by hand from each question's text, independently of the
+lambdas in ``labpkg.exercises``: a wrong lambda, or a question whose numbers changed, fails here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from labpkg import exercises
+
+LESSONS = Path(__file__).resolve().parents[1] / "lessons"
+
+TRUE_ANSWERS = {
+    "01.1": 720_000,  # 60,000 images x 12 epochs
+    "01.2": 120,  # 384 / 16 = 24 mini-batches x 5 epochs
+    "02.1": 40,  # 1000 - 15 x 64
+    "02.2": 0.0625,  # variance ~ 1/b: 4/64
+    "03.1": 7820,  # ceil(50000 / 128) = 391 x 20
+    "03.2": 80,  # 50000 - 390 x 128
+    "03.3": 1024,  # 32 x 4 x 8
+    "04.1": 1700,  # 2000 - 300
+    "04.2": 8,  # 200 - 6 x 32
+    "05.1": 16,  # ceil(10 / 3) = 4 updates x 4 epochs
+    "05.2": 16,  # 256 / 16
+    "06.1": 0.1111,  # 1 - (3 + 1) / (3.5 + 1)
+    "06.2": 1.3863,  # ln 4
+    "07.1": 0.25,  # IoU per class 0, 0.5, 0.5, 0
+    "07.2": 0.88,  # 88 of 100 pixels
+    "08.1": 0.5,  # 0.05 / (1 - 0.9)
+    "08.2": 160,  # 32 updates x 5 epochs
+    "09.1": 17,  # best 7 + patience 10
+    "09.2": 3.75e-4,  # 3e-3 / 8
+    "10.1": 65504,
+    "10.2": 2,  # 8 -> 4 -> 2
+    "11.1": 640,  # 1024 / 8 = 128 updates x 5 epochs
+    "11.2": 160,  # 1024 / 32 = 32 updates x 5 epochs
+}
+
+
+def test_every_exercise_has_a_hand_worked_answer():
+    assert sorted(exercises.EXERCISES) == sorted(TRUE_ANSWERS)
+
+
+@pytest.mark.parametrize("exercise", sorted(TRUE_ANSWERS))
+def test_the_checker_accepts_the_true_answer_and_refuses_a_near_miss(exercise, capsys):
+    answer = TRUE_ANSWERS[exercise]
+    assert exercises.check(exercise, answer)
+    assert "Correct!" in capsys.readouterr().out
+    near_miss = answer * 1.01 + 0.001
+    assert not exercises.check(exercise, near_miss)
+    out = capsys.readouterr().out
+    assert "Not yet. Hint:" in out and str(answer) not in out  # never shows the answer
+
+
+def _checked_ids(notebook: Path) -> set[str]:
+    cells = json.loads(notebook.read_text())["cells"]
+    text = "\n".join("".join(c["source"]) for c in cells)
+    return set(re.findall(r"""check\(\s*["'](\d\d\.\d+)["']""", text)) | set(
+        re.findall(r"""\(`"(\d\d\.\d+)"`\)""", text)
+    )
+
+
+@pytest.mark.parametrize("chapter", [f"{n:02d}" for n in range(1, 12)])
+def test_every_chapter_has_at_least_two_auto_checked_exercises(chapter):
+    (notebook,) = LESSONS.glob(f"{chapter}_*.ipynb")
+    ids = {i for i in _checked_ids(notebook) if i.startswith(chapter + ".")}
+    assert len(ids) >= 2, f"{notebook.name} offers {sorted(ids)}"
+    assert ids <= set(exercises.EXERCISES)
