@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from labpkg.architecture import layer_shapes, receptive_field
 from labpkg.callbacks import (
     Callback,
     CSVLogger,
@@ -72,6 +73,7 @@ from labpkg.notebook import glue, show_image, show_source
 from labpkg.optim import get_optimizer
 from labpkg.pets import OxfordPetSegmentation
 from labpkg.recipes import Recipe, train_recipe
+from labpkg.reproducibility import seed_everything, worker_init_fn
 from labpkg.trainer import Trainer, TrainState
 
 __version__ = "0.1.0"
@@ -116,6 +118,10 @@ __all__ = [
     "batches_per_epoch",
     "confusion_matrix",
     "count_parameters",
+    "layer_shapes",
+    "receptive_field",
+    "seed_everything",
+    "worker_init_fn",
     "describe_device",
     "dice_from_confusion",
     "effective_batch_size",

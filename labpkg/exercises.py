@@ -85,9 +85,9 @@ EXERCISES: dict[str, Exercise] = {
         "The last, smaller group of an epoch makes an update too.",
     ),
     "01.2": Exercise(
-        "Chapter 1's run: 384 training images, batch size 16, 5 epochs. How many mini-batches "
+        "Chapter 1's run: 1,024 training images, batch size 16, 5 epochs. How many mini-batches "
         "does the model process in total?",
-        lambda: counting.batches_per_epoch(384, 16) * 5,
+        lambda: counting.batches_per_epoch(1024, 16) * 5,
         "Mini-batches per epoch times epochs.",
     ),
     "02.2": Exercise(
@@ -180,6 +180,42 @@ EXERCISES: dict[str, Exercise] = {
         "The same with batch_size=32: how many updates?",
         lambda: _recipe_updates(batch_size=32),
         "A quarter as many.",
+    ),
+    "12.1": Exercise(
+        "How many parameters does the U-Net's stem have with base_width=8 (3 input channels, "
+        "BatchNorm after each convolution)?",
+        lambda: 9 * 3 * 8 + 2 * 8 + 9 * 8 * 8 + 2 * 8,
+        "Two 3x3 convolutions without bias (9 * c_in * c_out) and two BatchNorms (2 per channel).",
+    ),
+    "12.2": Exercise(
+        "For a 128x128 input, what height does the output of the U-Net's downs.1 have?",
+        lambda: 128 // 2**2,
+        "downs.0 and downs.1 each halve it.",
+    ),
+    "13.1": Exercise(
+        "50,000 samples, 8 processes, batch 32 per process, no accumulation: how many updates "
+        "per epoch?",
+        lambda: counting.updates_per_epoch(50_000, 32, world_size=8),
+        "Each process reads ceil(50000 / 8) samples, in batches of 32.",
+    ),
+    "13.2": Exercise(
+        "A learning rate of 0.1 suited one process with batch 32. By the linear-scaling rule, "
+        "what rate suits 8 processes with batch 32 each?",
+        lambda: 0.1 * counting.effective_batch_size(32, world_size=8) / 32,
+        "Multiply by the growth of the global batch.",
+        decimals=6,
+    ),
+    "14.1": Exercise(
+        "Loading a batch takes 2 ms and training on it 48 ms. What share of the time is loading?",
+        lambda: 2 / (2 + 48),
+        "loading / (loading + training).",
+        decimals=4,
+    ),
+    "14.2": Exercise(
+        "A DataLoader with 4 workers draws the base seed 100 for an epoch. What torch seed does "
+        "worker 3 get?",
+        lambda: 100 + 3,
+        "PyTorch gives worker k the seed base + k.",
     ),
 }
 

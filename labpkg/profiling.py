@@ -1,16 +1,28 @@
-"""Measurements the batch-size chapter makes: step time, throughput, memory, gradient noise."""
+"""Measurements the chapters make: step time, throughput, memory, gradient noise, and whether
+loading the data or training on it takes the time."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import collections
+import itertools
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
 from labpkg.devices import time_call
 
-__all__ = ["StepProfile", "profile_step", "saved_activation_bytes", "gradient_noise"]
+__all__ = [
+    "StepProfile",
+    "profile_step",
+    "saved_activation_bytes",
+    "gradient_noise",
+    "LoadingProfile",
+    "loading_vs_step",
+]
 
 
 @dataclass(frozen=True)
@@ -101,3 +113,57 @@ def _gradient(model, loss_fn, x, y) -> torch.Tensor:
     model.zero_grad(set_to_none=True)
     loss_fn(model(x), y).backward()
     return torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+
+
+@dataclass(frozen=True)
+class LoadingProfile:
+    """Milliseconds per mini-batch: reading it from the loader, and training on it."""
+
+    load_ms: float
+    step_ms: float
+
+    @property
+    def loading_share(self) -> float:
+        """Share of a training step's time that loading would take (without overlap)."""
+        return self.load_ms / (self.load_ms + self.step_ms)
+
+
+def loading_vs_step(
+    model: nn.Module, loss_fn: Callable, loader: DataLoader, batches: int = 10
+) -> LoadingProfile:
+    """Time ``batches`` mini-batches of ``loader`` alone, then as many training steps on one.
+
+    If loading takes a large share, more ``num_workers`` (or cheaper per-sample work) will
+    speed training up; if it is small, the model is the bottleneck. Runs on the model's
+    device; the optimizer is a throwaway SGD, so ``model``'s weights change.
+
+    Example:
+        >>> from labpkg.data import SyntheticShapes
+        >>> from labpkg.models import UNet, UNetConfig
+        >>> loader = DataLoader(SyntheticShapes(8, seed=0), batch_size=4)
+        >>> p = loading_vs_step(UNet(UNetConfig(base_width=4, depth=2)), nn.CrossEntropyLoss(),
+        ...                     loader, batches=2)
+        >>> 0 < p.loading_share < 1
+        True
+    """
+    device = next(model.parameters()).device
+    start = time.perf_counter()
+    last = collections.deque(itertools.islice(_endless(loader), batches), maxlen=1)
+    load_ms = (time.perf_counter() - start) * 1000 / batches  # reading only: batches dropped
+    inputs, target = last[0][0].to(device), last[0][1].to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+    model.train()
+
+    def step() -> None:
+        optimizer.zero_grad()
+        loss_fn(model(inputs), target).backward()
+        optimizer.step()
+
+    step_ms = time_call(step, device, repeats=batches)
+    return LoadingProfile(load_ms, step_ms)
+
+
+def _endless(loader: DataLoader) -> Iterator:
+    """The loader's batches, epoch after epoch (a new pass each time, so each is loaded)."""
+    while True:
+        yield from loader

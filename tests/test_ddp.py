@@ -152,3 +152,43 @@ def test_validation_on_an_odd_sized_set_equals_one_process_and_loader_options_ar
         assert r["generator_kept"] and r["fresh_after_set_epoch"]
         assert "WeightedRandomSampler" in r["refused"]["sampler"]
         assert "BatchSampler" in r["refused"]["batch_sampler"]
+
+
+# ------------------------------------------------ BatchNorm over the global batch, on CPU
+def _global_bn_worker(rank: int, init_file: str, out_dir: str) -> None:
+    from labpkg.batchnorm import GlobalBatchNorm2d
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
+    try:
+        torch.manual_seed(0)
+        x = torch.randn(8, 3, 4, 4)[rank * 4 : rank * 4 + 4].requires_grad_()  # my half
+        layer = GlobalBatchNorm2d(3)
+        y = layer(x)
+        (y * torch.arange(y.numel()).reshape(y.shape)).sum().backward()  # an uneven loss
+        torch.save(
+            {"y": y.detach(), "dx": x.grad, "dw": layer.weight.grad, "mean": layer.running_mean},
+            f"{out_dir}/bn{rank}.pt",
+        )
+    finally:
+        dist.destroy_process_group()
+
+
+def test_global_batchnorm_on_two_processes_equals_batchnorm_on_the_whole_batch(tmp_path):
+    mp.spawn(
+        _global_bn_worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=WORLD, join=True
+    )
+    ranks = [torch.load(tmp_path / f"bn{r}.pt", weights_only=True) for r in range(WORLD)]
+    torch.manual_seed(0)
+    x = torch.randn(8, 3, 4, 4).requires_grad_()
+    layer = torch.nn.BatchNorm2d(3)
+    y = layer(x)
+    weights = torch.cat([torch.arange(y[:4].numel())] * 2).reshape(y.shape)  # as each rank
+    (y * weights).sum().backward()
+    torch.testing.assert_close(torch.cat([r["y"] for r in ranks]), y.detach())
+    torch.testing.assert_close(torch.cat([r["dx"] for r in ranks]), x.grad)
+    # summed in another order: float32 rounding of values near 100
+    torch.testing.assert_close(
+        ranks[0]["dw"] + ranks[1]["dw"], layer.weight.grad, rtol=1e-5, atol=0
+    )
+    for r in ranks:
+        torch.testing.assert_close(r["mean"], layer.running_mean)
