@@ -217,6 +217,18 @@ EXERCISES: dict[str, Exercise] = {
         lambda: 100 + 3,
         "PyTorch gives worker k the seed base + k.",
     ),
+    "15.1": Exercise(
+        "384 samples, batch 64, 3 epochs: how many optimizer updates?",
+        lambda: counting.total_updates(384, 64, 3),
+        "Updates per epoch times epochs.",
+    ),
+    "15.2": Exercise(
+        "By the linear-scaling rule, what learning rate goes with batch 256 if 3e-3 suits "
+        "batch 16?",
+        lambda: 3e-3 * 256 / 16,
+        "Multiply by the growth of the batch.",
+        decimals=6,
+    ),
 }
 
 

@@ -46,6 +46,8 @@ TRUE_ANSWERS = {
     "13.2": 0.8,  # the global batch grew 8x
     "14.1": 0.04,  # 2 / 50
     "14.2": 103,  # base + worker id
+    "15.1": 18,  # 6 updates x 3 epochs
+    "15.2": 0.048,  # 3e-3 x 16
 }
 
 
