@@ -218,7 +218,7 @@ def plot_curves(
     curves: Mapping[str, Sequence[float]],
     ylabel: str = "loss",
     xlabel: str = "epoch",
-    x: Sequence[float] | None = None,
+    x: Sequence[float] | Mapping[str, Sequence[float]] | None = None,
     logx: bool = False,
 ) -> Figure:
     """Several named curves on one axis (x counts from 1 unless ``x`` is given).
@@ -226,7 +226,8 @@ def plot_curves(
     Args:
         curves: ``{name: values}``; one line each.
         ylabel, xlabel: axis labels.
-        x: shared x values (default 1, 2, ...).
+        x: shared x values (default 1, 2, ...), or ``{name: x values}`` per curve (e.g.
+            updates, which differ between batch sizes).
         logx: logarithmic x axis (e.g. for learning rates).
 
     Returns:
@@ -234,7 +235,8 @@ def plot_curves(
     """
     fig, ax = plt.subplots(figsize=(MAX_WIDTH_IN, 3.4), layout="constrained")
     for i, (name, values) in enumerate(curves.items()):
-        xs = list(x) if x is not None else list(range(1, len(values) + 1))
+        own = x[name] if isinstance(x, Mapping) else x
+        xs = list(own) if own is not None else list(range(1, len(values) + 1))
         marker = "o" if len(values) <= 30 else None
         ax.plot(xs, values, marker=marker, color=line_colour(i), label=name)
     ax.set_xlabel(xlabel)

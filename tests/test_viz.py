@@ -47,6 +47,7 @@ def _samples():
         "plot_gradient_noise": lambda: viz.plot_gradient_noise({1: 1.0, 4: 0.3, 16: 0.07}),
         "plot_confusion_matrix": lambda: viz.plot_confusion_matrix(cm, labpkg.CLASS_NAMES),
         "plot_curves": lambda: viz.plot_curves({"SGD": [1, 0.7, 0.6], "Adam": [1, 0.5, 0.2]}),
+        "draw_unet": lambda: viz.draw_unet(labpkg.layer_shapes(labpkg.UNet(), 64)),
     }
 
 
@@ -54,7 +55,7 @@ SAMPLES = _samples()
 
 
 def test_every_drawing_function_has_a_sample_here():
-    drawing = {n for n in viz.__all__ if n.startswith(("plot_", "show_"))}
+    drawing = {n for n in viz.__all__ if n.startswith(("plot_", "show_", "draw_"))}
     assert drawing == set(SAMPLES)
 
 
@@ -130,3 +131,12 @@ def test_every_drawing_cell_shows_its_figure_in_a_jupyter_kernel():
     NotebookClient(nb, timeout=120, kernel_name="python3").execute()
     shown = [any("image/png" in o.get("data", {}) for o in c.outputs) for c in nb.cells]
     assert shown == [False, True, True, True, True]
+
+
+def test_plot_curves_takes_one_x_per_curve():
+    figure = viz.plot_curves(
+        {"batch 4": [0.2, 0.3], "batch 64": [0.1, 0.2]}, x={"batch 4": [16, 32], "batch 64": [1, 2]}
+    )
+    lines = figure.axes[0].get_lines()
+    assert [list(line.get_xdata()) for line in lines] == [[16, 32], [1, 2]]
+    viz.plt.close(figure)
