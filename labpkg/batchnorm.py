@@ -73,7 +73,8 @@ def convert_global_batchnorm(module: nn.Module) -> nn.Module:
             module.track_running_stats,
         )  # fmt: skip
         new.load_state_dict(module.state_dict())
-        return new.to(module.weight.device if module.affine else "cpu")
+        tensors = [*module.parameters(), *module.buffers()]  # none if affine=False, untracked
+        return new.to(tensors[0].device) if tensors else new
     for name, child in module.named_children():
         setattr(module, name, convert_global_batchnorm(child))
     return module

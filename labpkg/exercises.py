@@ -123,14 +123,14 @@ EXERCISES: dict[str, Exercise] = {
         decimals=4,
     ),
     "07.1": Exercise(
-        "In the 2x2 example (true [[0, 1], [1, 2]], predicted [[0, 1], [2, 2]]) the model now "
+        "In the 2×2 example (true [[0, 1], [1, 2]], predicted [[0, 1], [2, 2]]) the model now "
         "predicts class 3 on the background pixel. With num_classes=4, what is the mean IoU?",
         lambda: sum(_iou_of_counts([[0, 0, 0, 1], [0, 1, 1, 0], [0, 0, 1, 0], [0, 0, 0, 0]])) / 4,
         "Class 0 loses its only pixel too; class 3 has TP = 0, FP = 1.",
         decimals=4,
     ),
     "07.2": Exercise(
-        "A 10x10 mask holds 12 object pixels. What pixel accuracy does a model that predicts "
+        "A 10×10 mask holds 12 object pixels. What pixel accuracy does a model that predicts "
         "background everywhere score?",
         lambda: (100 - 12) / 100,
         "Correct pixels / all pixels.",
@@ -188,7 +188,7 @@ EXERCISES: dict[str, Exercise] = {
         "Two 3x3 convolutions without bias (9 * c_in * c_out) and two BatchNorms (2 per channel).",
     ),
     "12.2": Exercise(
-        "For a 128x128 input, what height does the output of the U-Net's downs.1 have?",
+        "For a 128×128 input, what height does the output of the U-Net's downs.1 have?",
         lambda: 128 // 2**2,
         "downs.0 and downs.1 each halve it.",
     ),

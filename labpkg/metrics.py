@@ -114,8 +114,11 @@ class ConfusionMetric:
         if checked:
             check_label_ranges(preds, labels, target, self.num_classes, self.ignore_index)
         counts = pair_counts(labels, target, self.num_classes, self.ignore_index, checked)
-        counts = torch.cat((counts, _nonfinite(preds)))
-        self.counts = counts if self.counts is None else self.counts.add_(counts)
+        if self.counts is None:
+            self.counts = counts.new_zeros(counts.numel() + 1)
+        self.counts[:-1].add_(counts)  # in place: no new tensor per batch
+        if preds.is_floating_point():  # labels cannot be NaN; scores can
+            self.counts[-1:].add_(_nonfinite(preds))
 
     def reset(self) -> None:
         """Forget every batch seen (the Trainer calls it at the start of each epoch)."""
@@ -259,6 +262,4 @@ class SegmentationMetrics(ConfusionMetric):
 def _nonfinite(preds: torch.Tensor) -> torch.Tensor:
     """(1,) int64: 1 if any score is NaN/inf. A sum is non-finite exactly then, and costs one
     reduction with no host read (float32 accumulation: float16 scores cannot overflow it)."""
-    if not preds.is_floating_point():
-        return torch.zeros(1, dtype=torch.long, device=preds.device)
     return (~torch.isfinite(torch.sum(preds, dtype=torch.float32))).long().reshape(1)

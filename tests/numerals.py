@@ -15,6 +15,8 @@ from pathlib import Path
 
 _CODE_BLOCK = re.compile(r"^(```|~~~).*?^\1", re.S | re.M)
 _INLINE_CODE = re.compile(r"`[^`\n]*`")
+#: {glue:text}`name` or {glue:text}`name:.3f`: the name and the format spec
+GLUE_ROLE = re.compile(r"\{glue:text\}`([^`:]+)(?::([^`]*))?`")
 _ROLE = re.compile(r"\{[\w:-]+\}`[^`]*`")  # {doc}`04_data`, {term}`epoch`, {glue:text}`x`
 _LINK_TARGET = re.compile(r"\]\([^)]*\)")
 _DIRECTIVE_OPTION = re.compile(r"^:[\w-]+:.*$", re.M)  # :class: dropdown
@@ -41,6 +43,11 @@ def prose_numerals(notebook: Path) -> list[str]:
             percent = re.match(r"\s?%", text[match.end() :])  # "50 %" states 0.5
             found.append(match[1] + (" %" if percent else ""))
     return found
+
+
+def numerals_in(text: str) -> list[str]:
+    """Every numeral of a plain text, as written (``"1,000"``, ``"0.25"``)."""
+    return [match[1] for match in _NUMERAL.finditer(text)]
 
 
 def value(numeral: str) -> float:

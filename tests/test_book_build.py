@@ -7,6 +7,7 @@ import re
 
 import pytest
 from conftest import ROOT, drawing_cells, toc_files
+from numerals import GLUE_ROLE
 
 
 def test_clean_build_has_no_warnings(built_site):
@@ -62,9 +63,6 @@ def test_every_drawing_cell_has_its_figure_in_the_executed_notebook(built_site, 
         if not any("image/png" in out.get("data", {}) for out in cells[i].get("outputs", []))
     ]
     assert missing == [], f"drawing cells without a figure: {missing}"
-
-
-GLUE_ROLE = re.compile(r"\{glue:text\}`([^`:]+)(?::([^`]*))?`")
 
 
 def _glued_values(executed: dict) -> dict[str, str]:

@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import torch
+from helpers import run_python
 
 
 def _cli(*args: str, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "labpkg", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
-    )
+    return run_python("-m", "labpkg", *args, cwd=cwd, timeout=300)
 
 
 def test_train_prints_the_accounting_and_saves_checkpoint_and_plot(tmp_path):

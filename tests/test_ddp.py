@@ -33,31 +33,41 @@ def _fit(train_loader, val_loader, probe=None):
     return trainer, history
 
 
-def _worker(rank: int, init_file: str, out_dir: str) -> None:
+def _gloo_process(rank: int, work, init_file: str, out_dir: str) -> None:
+    """One of WORLD processes: join a gloo group, run ``work(rank)``, save what it returns."""
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
     try:
-        probe = RankZeroProbe()
-        # plain loaders, as in a single process: the Trainer shards them itself
-        train = DataLoader(tiny_data(N), batch_size=BATCH, shuffle=True)
-        val = DataLoader(tiny_data(8, seed=1), batch_size=4)
-        trainer, history = _fit(train, val, probe)
-        s = trainer.state
-        torch.save(
-            {
-                "counts": [s.batches_per_epoch, s.global_step, s.batches_seen, s.samples_seen],
-                "weights": trainer.model.state_dict(),
-                "history": history.history,
-                "probe_calls": probe.calls,
-            },
-            f"{out_dir}/rank{rank}.pt",
-        )
+        torch.save(work(rank), f"{out_dir}/rank{rank}.pt")
     finally:
         dist.destroy_process_group()
 
 
+def on_two_processes(work, tmp_path) -> list[dict]:
+    """Run the module-level function ``work(rank) -> dict`` on WORLD gloo processes on this
+    CPU; return each rank's dict (saved as tensors and plain values, loaded weights-only)."""
+    mp.spawn(
+        _gloo_process, args=(work, str(tmp_path / "init"), str(tmp_path)), nprocs=WORLD, join=True
+    )
+    return [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(WORLD)]
+
+
+def _train(rank: int) -> dict:
+    probe = RankZeroProbe()
+    # plain loaders, as in a single process: the Trainer shards them itself
+    train = DataLoader(tiny_data(N), batch_size=BATCH, shuffle=True)
+    val = DataLoader(tiny_data(8, seed=1), batch_size=4)
+    trainer, history = _fit(train, val, probe)
+    s = trainer.state
+    return {
+        "counts": [s.batches_per_epoch, s.global_step, s.batches_seen, s.samples_seen],
+        "weights": trainer.model.state_dict(),
+        "history": history.history,
+        "probe_calls": probe.calls,
+    }
+
+
 def test_two_gloo_processes_match_one_process_with_twice_the_batch(tmp_path):
-    mp.spawn(_worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=WORLD, join=True)
-    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(WORLD)]
+    ranks = on_two_processes(_train, tmp_path)
 
     per_rank = labpkg.batches_per_epoch(N, BATCH, world_size=WORLD)  # ceil(ceil(24/2)/3) = 4
     for r in ranks:
@@ -106,43 +116,36 @@ def _single_process_scores() -> dict[str, float]:
     return trainer.evaluate(DataLoader(tiny_data(ODD, seed=1), batch_size=2))
 
 
-def _exactness_worker(rank: int, init_file: str, out_dir: str) -> None:
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
-    try:
-        trainer = tiny_trainer(tiny_model(seed=3), metrics=[labpkg.SegmentationMetrics(3)])
-        val = DataLoader(tiny_data(ODD, seed=1), batch_size=2)
-        result = {"evaluate": trainer.evaluate(val), "refused": {}}
-        # loader options a user chose are kept, or refused with a message; never dropped
-        gen = torch.Generator().manual_seed(5)
-        kept = distributed.distributed_loader(
-            DataLoader(tiny_data(N), batch_size=BATCH, shuffle=True, generator=gen)
-        )
-        result["generator_kept"] = kept.generator is gen
-        weights = torch.ones(N)
-        for name, options in {
-            "sampler": {"sampler": WeightedRandomSampler(weights, N)},
-            "batch_sampler": {"batch_sampler": BatchSampler(range(N), BATCH, False)},
-        }.items():
-            try:
-                distributed.distributed_loader(DataLoader(tiny_data(N), **options))
-            except ValueError as error:
-                result["refused"][name] = str(error)
-        # a dataset that draws new samples each epoch hears set_epoch through a Subset
-        shapes = labpkg.SyntheticShapes(8, labpkg.ShapesConfig(size=16), fresh_each_epoch=True)
-        train, _ = labpkg.train_val_split(shapes, 0.25)
-        first = shapes.images.clone()
-        distributed.set_epoch(distributed.distributed_loader(DataLoader(train, batch_size=2)), 1)
-        result["fresh_after_set_epoch"] = not torch.equal(first, shapes.images)
-        torch.save(result, f"{out_dir}/exact{rank}.pt")
-    finally:
-        dist.destroy_process_group()
+def _evaluate_and_shard(rank: int) -> dict:
+    trainer = tiny_trainer(tiny_model(seed=3), metrics=[labpkg.SegmentationMetrics(3)])
+    val = DataLoader(tiny_data(ODD, seed=1), batch_size=2)
+    result = {"evaluate": trainer.evaluate(val), "refused": {}}
+    # loader options a user chose are kept, or refused with a message; never dropped
+    gen = torch.Generator().manual_seed(5)
+    kept = distributed.distributed_loader(
+        DataLoader(tiny_data(N), batch_size=BATCH, shuffle=True, generator=gen)
+    )
+    result["generator_kept"] = kept.generator is gen
+    weights = torch.ones(N)
+    for name, options in {
+        "sampler": {"sampler": WeightedRandomSampler(weights, N)},
+        "batch_sampler": {"batch_sampler": BatchSampler(range(N), BATCH, False)},
+    }.items():
+        try:
+            distributed.distributed_loader(DataLoader(tiny_data(N), **options))
+        except ValueError as error:
+            result["refused"][name] = str(error)
+    # a dataset that draws new samples each epoch hears set_epoch through a Subset
+    shapes = labpkg.SyntheticShapes(8, labpkg.ShapesConfig(size=16), fresh_each_epoch=True)
+    train, _ = labpkg.train_val_split(shapes, 0.25)
+    first = shapes.images.clone()
+    distributed.set_epoch(distributed.distributed_loader(DataLoader(train, batch_size=2)), 1)
+    result["fresh_after_set_epoch"] = not torch.equal(first, shapes.images)
+    return result
 
 
 def test_validation_on_an_odd_sized_set_equals_one_process_and_loader_options_are_kept(tmp_path):
-    mp.spawn(
-        _exactness_worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=WORLD, join=True
-    )
-    ranks = [torch.load(tmp_path / f"exact{r}.pt", weights_only=True) for r in range(WORLD)]
+    ranks = on_two_processes(_evaluate_and_shard, tmp_path)
     single = _single_process_scores()
     for r in ranks:
         # bitwise would be too strict for the loss (a different summation order), not counts
@@ -155,29 +158,19 @@ def test_validation_on_an_odd_sized_set_equals_one_process_and_loader_options_ar
 
 
 # ------------------------------------------------ BatchNorm over the global batch, on CPU
-def _global_bn_worker(rank: int, init_file: str, out_dir: str) -> None:
+def _global_batchnorm(rank: int) -> dict:
     from labpkg.batchnorm import GlobalBatchNorm2d
 
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
-    try:
-        torch.manual_seed(0)
-        x = torch.randn(8, 3, 4, 4)[rank * 4 : rank * 4 + 4].requires_grad_()  # my half
-        layer = GlobalBatchNorm2d(3)
-        y = layer(x)
-        (y * torch.arange(y.numel()).reshape(y.shape)).sum().backward()  # an uneven loss
-        torch.save(
-            {"y": y.detach(), "dx": x.grad, "dw": layer.weight.grad, "mean": layer.running_mean},
-            f"{out_dir}/bn{rank}.pt",
-        )
-    finally:
-        dist.destroy_process_group()
+    torch.manual_seed(0)
+    x = torch.randn(8, 3, 4, 4)[rank * 4 : rank * 4 + 4].requires_grad_()  # my half
+    layer = GlobalBatchNorm2d(3)
+    y = layer(x)
+    (y * torch.arange(y.numel()).reshape(y.shape)).sum().backward()  # an uneven loss
+    return {"y": y.detach(), "dx": x.grad, "dw": layer.weight.grad, "mean": layer.running_mean}
 
 
 def test_global_batchnorm_on_two_processes_equals_batchnorm_on_the_whole_batch(tmp_path):
-    mp.spawn(
-        _global_bn_worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=WORLD, join=True
-    )
-    ranks = [torch.load(tmp_path / f"bn{r}.pt", weights_only=True) for r in range(WORLD)]
+    ranks = on_two_processes(_global_batchnorm, tmp_path)
     torch.manual_seed(0)
     x = torch.randn(8, 3, 4, 4).requires_grad_()
     layer = torch.nn.BatchNorm2d(3)

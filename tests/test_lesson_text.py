@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import tomllib
-from numerals import cells, code_numbers, prose_numerals, value
+from numerals import GLUE_ROLE, cells, code_numbers, numerals_in, prose_numerals, value
 
 from labpkg import exercises
 
@@ -22,7 +22,6 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "lessons").glob("*.ipynb"))
 CHAPTERS = [p for p in NOTEBOOKS if not p.name.startswith("00_")]
 ALLOWLIST = tomllib.loads((Path(__file__).parent / "numerals_allowlist.toml").read_text())
-GLUE_ROLE = re.compile(r"\{glue:text\}`([^`:]+)")
 GLUE_CALL = re.compile(r"""labpkg\.glue\(\s*["']([^"']+)["']""")
 
 
@@ -39,7 +38,7 @@ def _exercise_numbers(path: Path) -> set[float]:
     ids = set(re.findall(r"""check\(\s*["'](\d\d\.\d+)["']|`"(\d\d\.\d+)"`""", text))
     ids = {a or b for a, b in ids}
     text = " ".join(exercises.EXERCISES[i].question for i in ids if i in exercises.EXERCISES)
-    return {value(n) for n in re.findall(r"\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?(?:e-?\d+)?", text)}
+    return {value(n) for n in numerals_in(text)}
 
 
 def _unexplained(path: Path) -> list[str]:
@@ -69,7 +68,7 @@ def test_allowlist_entries_have_reasons_and_are_still_needed():
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_every_glued_name_the_prose_uses_is_glued_by_a_cell(path):
-    used = {name for text in _markdown(path) for name in GLUE_ROLE.findall(text)}
+    used = {name for text in _markdown(path) for name, _ in GLUE_ROLE.findall(text)}
     assert used <= set(GLUE_CALL.findall(_code(path)))
 
 

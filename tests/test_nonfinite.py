@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import math
 import subprocess
-import sys
 
 import pytest
 import torch
-from helpers import loader, tiny_model
+from helpers import loader, run_python, tiny_model
 from torch.utils.data import TensorDataset
 
 import labpkg
@@ -155,12 +154,8 @@ def test_a_schedule_returning_nan_inf_or_negative_stops_with_a_clear_error(bad):
 
 def _cli(*args: str, cwd) -> subprocess.CompletedProcess:
     small = ["--samples", "32", "--val-samples", "8", "--image-size", "16", "--base-width", "4"]
-    return subprocess.run(
-        [sys.executable, "-m", "labpkg", "train", *small, "--verbose", "0", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
+    return run_python(
+        "-m", "labpkg", "train", *small, "--verbose", "0", *args, cwd=cwd, timeout=300
     )
 
 
