@@ -17,6 +17,7 @@ from typing import Any
 
 from labpkg.architecture import layer_shapes, receptive_field
 from labpkg.callbacks import (
+    BatchHistory,
     Callback,
     CSVLogger,
     EarlyStopping,
@@ -57,6 +58,7 @@ from labpkg.losses import (
     JaccardLoss,
     get_loss,
 )
+from labpkg.lr_finder import LRFinderResult, lr_find
 from labpkg.metrics import (
     DiceCoefficient,
     MeanIoU,
@@ -83,6 +85,7 @@ __version__ = "0.1.0"
 # and stay out of ``from labpkg import *``.
 __all__ = [
     "__version__",
+    "BatchHistory",
     "CLASS_NAMES",
     "CSVLogger",
     "Callback",
@@ -94,6 +97,7 @@ __all__ = [
     "EarlyStopping",
     "History",
     "JaccardLoss",
+    "LRFinderResult",
     "LRSchedulerCallback",
     "LearningRateScheduler",
     "LivePlot",
@@ -130,6 +134,7 @@ __all__ = [
     "init_from_env",
     "iou_from_confusion",
     "load_checkpoint",
+    "lr_find",
     "make_loaders",
     "make_shapes",
     "pick_device",

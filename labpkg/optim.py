@@ -1,4 +1,8 @@
-"""Optimizers by name, with PyTorch's defaults and Keras's argument names accepted.
+"""Optimizers: ``torch.optim``'s by name (``get_optimizer``), and SGD, RMSprop, Adam and
+AdamW written out from their update rules (``SGD`` ... ``AdamW`` here), to read and to check
+against ``torch.optim``.
+
+``get_optimizer`` takes PyTorch's defaults and accepts Keras's argument names.
 
 PyTorch and Keras disagree on defaults; PyTorch's apply here:
 
@@ -15,7 +19,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["OPTIMIZERS", "get_optimizer"]
+__all__ = ["BY_HAND", "OPTIMIZERS", "SGD", "Adam", "AdamW", "RMSprop", "get_optimizer"]
 
 OPTIMIZERS = {
     "sgd": torch.optim.SGD,
@@ -60,3 +64,149 @@ def get_optimizer(
     if "lr" in kwargs and not (kwargs["lr"] > 0 and math.isfinite(kwargs["lr"])):
         raise ValueError(f"lr must be a finite number > 0, got {kwargs['lr']}")
     return OPTIMIZERS[key](params, **kwargs)
+
+
+# ---------------------------------------------------------------- the update rules, written out
+# Each class below is what its torch.optim namesake does in ``step()``, in a few lines of
+# tensor code (no foreach/fused kernels, no rarely used options). Notation: w a weight tensor,
+# g its gradient, t the update count (1, 2, ...), lr the learning rate. The in-place forms
+# (``w.add_(g, alpha=-lr)`` is w − lr·g) round exactly as torch.optim does: the chapter checks
+# the results are bit-identical, so any change to a rule shows.
+
+
+Betas = tuple[float, float]  # Adam's (β₁, β₂)
+
+
+class _RuleOptimizer(torch.optim.Optimizer):
+    """A ``torch.optim.Optimizer`` whose ``step`` applies ``update`` to every weight with a
+    gradient. The base class keeps the parameter groups (so schedulers can change ``lr``),
+    the per-weight ``state`` and ``state_dict``."""
+
+    def __init__(self, params: Iterable, **defaults: Any) -> None:
+        if not (defaults["lr"] > 0 and math.isfinite(defaults["lr"])):
+            raise ValueError(f"lr must be a finite number > 0, got {defaults['lr']}")
+        if defaults.get("weight_decay", 0) < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {defaults['weight_decay']}")
+        super().__init__(params, defaults)
+
+    @torch.no_grad()  # the update itself is not part of any gradient
+    def step(self, closure: Any = None) -> None:
+        if closure is not None:
+            raise ValueError("closures are not supported here; call loss.backward() first")
+        for group in self.param_groups:
+            for w in group["params"]:
+                if w.grad is not None:
+                    self.update(w, w.grad, self.state[w], group)
+
+    def update(self, w: torch.Tensor, g: torch.Tensor, state: dict, group: dict) -> None:
+        raise NotImplementedError
+
+
+class SGD(_RuleOptimizer):
+    """Stochastic gradient descent, with optional momentum and L2 weight decay.
+
+    Update: g ← g + λ·w (weight decay λ); with momentum μ, v ← μ·v + g (v = g at the first
+    update), g ← v; then w ← w − lr·g.
+
+    Example:
+        >>> w = torch.tensor([1.0], requires_grad=True); w.grad = torch.tensor([0.5])
+        >>> SGD([w], lr=0.1).step(); w
+        tensor([0.9500], requires_grad=True)
+    """
+
+    def __init__(self, params: Iterable, lr: float = 1e-3, momentum: float = 0.0,
+                 weight_decay: float = 0.0) -> None:  # fmt: skip
+        super().__init__(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+    def update(self, w, g, state, group):
+        if group["weight_decay"]:
+            g = g.add(w, alpha=group["weight_decay"])  # g + λ·w
+        if group["momentum"]:
+            if "velocity" not in state:
+                state["velocity"] = g.clone()  # the first update: no history to blend yet
+            else:
+                state["velocity"].mul_(group["momentum"]).add_(g)  # μ·v + g
+            g = state["velocity"]
+        w.add_(g, alpha=-group["lr"])  # w − lr·g
+
+
+class RMSprop(_RuleOptimizer):
+    """RMSprop: divide each weight's step by the root of its recent mean squared gradient.
+
+    Update: s ← α·s + (1 − α)·g² (s = 0 before the first update); w ← w − lr·g / (√s + ε).
+
+    Example:
+        >>> w = torch.tensor([1.0], requires_grad=True); w.grad = torch.tensor([0.5])
+        >>> RMSprop([w], lr=0.01).step(); round(w.item(), 4)  # 1 − 0.01·0.5/(0.1·0.5)
+        0.9
+    """
+
+    def __init__(self, params: Iterable, lr: float = 1e-2, alpha: float = 0.99,
+                 eps: float = 1e-8, weight_decay: float = 0.0) -> None:  # fmt: skip
+        super().__init__(params, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay)
+
+    def update(self, w, g, state, group):
+        if group["weight_decay"]:
+            g = g.add(w, alpha=group["weight_decay"])  # g + λ·w
+        s = state.setdefault("square_avg", torch.zeros_like(w))
+        s.mul_(group["alpha"]).addcmul_(g, g, value=1 - group["alpha"])  # α·s + (1 − α)·g²
+        w.addcdiv_(g, s.sqrt().add_(group["eps"]), value=-group["lr"])  # w − lr·g / (√s + ε)
+
+
+class Adam(_RuleOptimizer):
+    """Adam: momentum (m) and RMSprop (v) together, both corrected for starting at zero.
+
+    Update at step t: g ← g + λ·w (L2 weight decay λ, added to the gradient);
+    m ← β₁·m + (1 − β₁)·g; v ← β₂·v + (1 − β₂)·g²;
+    m̂ = m / (1 − β₁ᵗ); v̂ = v / (1 − β₂ᵗ); w ← w − lr·m̂ / (√v̂ + ε).
+
+    Example:
+        >>> w = torch.tensor([1.0], requires_grad=True); w.grad = torch.tensor([0.5])
+        >>> Adam([w], lr=0.1).step(); round(w.item(), 4)  # the first step is lr·sign(g)
+        0.9
+    """
+
+    decoupled = False  # AdamW: True
+
+    def __init__(self, params: Iterable, lr: float = 1e-3, betas: Betas = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0) -> None:  # fmt: skip
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+
+    def update(self, w, g, state, group):
+        (beta1, beta2), lr, decay = group["betas"], group["lr"], group["weight_decay"]
+        if self.decoupled:
+            w.mul_(1 - lr * decay)  # AdamW: shrink the weight itself, outside the gradient
+        elif decay:
+            g = g.add(w, alpha=decay)  # Adam: decay enters the gradient, so v rescales it too
+        if not state:
+            state.update(step=0, m=torch.zeros_like(w), v=torch.zeros_like(w))
+        state["step"] += 1
+        t, m, v = state["step"], state["m"], state["v"]
+        m.lerp_(g, 1 - beta1)  # m + (1 − β₁)·(g − m), which is β₁·m + (1 − β₁)·g
+        v.mul_(beta2).addcmul_(g, g, value=1 - beta2)  # β₂·v + (1 − β₂)·g²
+        # w − lr·m̂ / (√v̂ + ε), with m̂ = m / (1 − β₁ᵗ) and v̂ = v / (1 − β₂ᵗ)
+        denominator = (v.sqrt() / math.sqrt(1 - beta2**t)).add_(group["eps"])
+        w.addcdiv_(m, denominator, value=-lr / (1 - beta1**t))
+
+
+class AdamW(Adam):
+    """Adam with *decoupled* weight decay: w ← w·(1 − lr·λ), then Adam's update without λ.
+
+    With Adam's L2 decay the term λ·w is divided by √v̂ like the gradient: weights with large
+    gradients are hardly decayed. AdamW shrinks every weight by the same factor.
+
+    Example:
+        >>> w = torch.tensor([1.0], requires_grad=True); w.grad = torch.tensor([0.5])
+        >>> AdamW([w], lr=0.1, weight_decay=0.5).step(); round(w.item(), 4)  # 1·0.95 − 0.1
+        0.85
+    """
+
+    decoupled = True
+
+    def __init__(self, params: Iterable, lr: float = 1e-3, betas: Betas = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 1e-2) -> None:  # fmt: skip
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+
+
+#: The hand-written optimizers by their torch.optim name.
+BY_HAND = {"SGD": SGD, "RMSprop": RMSprop, "Adam": Adam, "AdamW": AdamW}

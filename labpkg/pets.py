@@ -10,21 +10,23 @@ tiny fake copy; torchvision (the ``datasets`` extra) is imported only to downloa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-from torch.utils.data import Dataset
+from labpkg.folder import SegmentationFolder
 
-__all__ = ["OxfordPetSegmentation", "PET_CLASSES", "BORDER"]
+__all__ = ["OxfordPetSegmentation", "PET_CLASSES", "BORDER", "TRIMAP_VALUES"]
 
 PET_CLASSES = ("background", "pet")
 BORDER = 255  # the thin border the annotators left undecided: pass ignore_index=255
+TRIMAP_VALUES = {1: 1, 2: 0, 3: BORDER}  # trimap file value -> class (pet 1, background 0)
 
 
-class OxfordPetSegmentation(Dataset):
+class OxfordPetSegmentation(SegmentationFolder):
     """Oxford-IIIT Pet images with masks: 0 background, 1 pet, 255 border (to ignore).
+
+    A ``SegmentationFolder`` over the dataset's own folders, its split listing and its trimap
+    values.
 
     Args:
         root: folder that holds (or will hold) ``oxford-iiit-pet/``.
@@ -32,49 +34,35 @@ class OxfordPetSegmentation(Dataset):
         size: images and masks are resized to ``size`` × ``size`` (default 128).
         download: fetch the data with torchvision if it is missing (needs
             ``pip install "labpkg[datasets]"``, and a network: use it on Colab).
+        transform: a joint augmentation, e.g. ``labpkg.folder.RandomFlipCrop()``.
 
     Returns (per item):
         ``(image, mask)``: float32 (3, size, size) in [0, 1] and int64 (size, size).
     """
 
     def __init__(
-        self, root: str | Path, split: str = "trainval", size: int = 128, download: bool = False
+        self,
+        root: str | Path,
+        split: str = "trainval",
+        size: int = 128,
+        download: bool = False,
+        transform: Callable | None = None,
     ) -> None:
         if split not in ("trainval", "test"):
             raise ValueError(f"split must be 'trainval' or 'test', got {split!r}")
-        self.base = Path(root) / "oxford-iiit-pet"
-        if download and not (self.base / "annotations" / f"{split}.txt").exists():
+        base = Path(root) / "oxford-iiit-pet"
+        listing = base / "annotations" / f"{split}.txt"
+        if download and not listing.exists():
             _download(Path(root), split)
-        listing = self.base / "annotations" / f"{split}.txt"
         if not listing.exists():
             raise FileNotFoundError(
                 f"{listing} not found: pass download=True (on Colab), or point root at the "
                 "folder that contains oxford-iiit-pet/"
             )
-        self.names = [line.split()[0] for line in listing.read_text().splitlines() if line.strip()]
-        self.size = size
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    def __getitem__(self, index: int):
-        from PIL import Image  # pillow comes with matplotlib
-
-        name = self.names[index]
-        image = Image.open(self.base / "images" / f"{name}.jpg").convert("RGB")
-        trimap = Image.open(self.base / "annotations" / "trimaps" / f"{name}.png")
-        x = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)
-        t = torch.from_numpy(np.asarray(trimap, dtype=np.int64))
-        mask = torch.full_like(t, BORDER)
-        mask[t == 1], mask[t == 2] = 1, 0
-        x = F.interpolate(
-            x[None], size=(self.size, self.size), mode="bilinear", align_corners=False
-        )[0]
-        # nearest keeps labels as labels (no 0.5 between background and pet)
-        mask = F.interpolate(mask[None, None].float(), size=(self.size, self.size), mode="nearest")[
-            0, 0
-        ].long()
-        return x, mask
+        names = [line.split()[0] for line in listing.read_text().splitlines() if line.strip()]
+        super().__init__(base / "images", base / "annotations" / "trimaps", size,
+                         TRIMAP_VALUES, names, transform)  # fmt: skip
+        self.names = names
 
 
 def _download(root: Path, split: str) -> None:

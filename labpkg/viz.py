@@ -39,6 +39,7 @@ __all__ = [
     "class_cmap",
     "contrast_ratio",
     "draw_unet",
+    "plot_bars",
     "plot_batch_profile",
     "plot_class_frequencies",
     "plot_confusion_matrix",
@@ -144,13 +145,38 @@ def plot_class_frequencies(masks: torch.Tensor, class_names: Sequence[str]) -> F
     """Bar chart of the share of pixels in each class (log scale: background dominates)."""
     counts = torch.bincount(masks.reshape(-1), minlength=len(class_names)).double()
     share = (counts / counts.sum()).tolist()
+    return plot_bars(dict(zip(class_names, share, strict=True)), "share of pixels", "{:.1%}",
+                     colours=CLASS_COLOURS[: len(class_names)])  # fmt: skip
+
+
+@themed
+def plot_bars(
+    values: Mapping[str, float],
+    ylabel: str,
+    label: str = "{:.2g}",
+    colours: Sequence[str] | None = None,
+) -> Figure:
+    """Named values as bars on a log scale (for values orders of magnitude apart), each
+    labelled with its value.
+
+    Args:
+        values: ``{name: value > 0}``, one bar each, in order.
+        ylabel: the axis label.
+        label: the format of the number written above each bar.
+        colours: one colour per bar (default: the palette in order).
+
+    Returns:
+        A matplotlib ``Figure``.
+    """
+    heights = list(values.values())
+    colours = colours or [line_colour(i) for i in range(len(heights))]
     fig, ax = plt.subplots(figsize=(5.5, 3.2), layout="constrained")
-    ax.bar(class_names, share, color=CLASS_COLOURS[: len(class_names)])
+    ax.bar(list(values), heights, color=colours)
     ax.set_yscale("log")
-    ax.set_ylim(min(v for v in share if v > 0) / 3, 3)  # room above the bars for the labels
-    ax.set_ylabel("share of pixels")
-    for i, value in enumerate(share):
-        ax.text(i, value * 1.15, f"{value:.1%}", ha="center", va="bottom")
+    ax.set_ylim(min(v for v in heights if v > 0) / 3, max(heights) * 3)  # room for the labels
+    ax.set_ylabel(ylabel)
+    for i, value in enumerate(heights):
+        ax.text(i, value * 1.15, label.format(value), ha="center", va="bottom")
     return fig
 
 

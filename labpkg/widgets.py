@@ -25,10 +25,11 @@ _STYLE = """
 .tll-explorer .tll-counts{display:grid;grid-template-columns:auto auto;gap:2px 16px;margin:8px 0}
 .tll-explorer .tll-counts b{font-variant-numeric:tabular-nums}
 .tll-explorer .tll-epoch{margin:4px 0;display:flex;flex-wrap:wrap;align-items:center;gap:2px}
-.tll-explorer .tll-epoch span.tll-name{width:64px;font-size:12px}
+.tll-explorer .tll-epoch span.tll-name{width:112px;font-size:12px}
 .tll-explorer .tll-s{width:18px;height:18px;font-size:9px;line-height:18px;text-align:center;
   color:#fff;border-radius:3px}
 .tll-explorer .tll-gap{width:6px}
+.tll-explorer .tll-repeat{outline:2px dashed #222;outline-offset:-2px}
 """
 
 # The arithmetic mirrors labpkg.counting: ceil or floor division, accumulation groups.
@@ -52,39 +53,53 @@ _SCRIPT = """
     }
     return order;
   }
+  function rankOrders(n, w, dropLast, seed) {   // DistributedSampler: pad or cut, then deal
+    const order = shuffled(n, seed);
+    const perRank = w === 1 ? n : (dropLast ? Math.floor(n / w) : Math.ceil(n / w));
+    const dealt = [];                   // [sample id, repeated?] in the sampler's order
+    for (let i = 0; i < perRank * w; i++) dealt.push([order[i % n], i >= n]);
+    return Array.from({length: w}, (_, r) => dealt.filter((_, i) => i % w === r));
+  }
   function update() {
     const n = +q("n").value, b = +q("batch").value, epochs = +q("epochs").value;
-    const k = +q("accumulate").value, dropLast = q("drop_last").checked;
-    for (const r of ["n", "batch", "epochs", "accumulate"]) {
+    const k = +q("accumulate").value, w = +q("world").value, dropLast = q("drop_last").checked;
+    for (const r of ["n", "batch", "epochs", "accumulate", "world"]) {
       root.querySelector('[data-show="' + r + '"]').textContent = q(r).value;
     }
-    const batches = dropLast ? Math.floor(n / b) : Math.ceil(n / b);
-    const used = dropLast ? batches * b : n;
+    const perRank = w === 1 ? n : (dropLast ? Math.floor(n / w) : Math.ceil(n / w));
+    const batches = dropLast ? Math.floor(perRank / b) : Math.ceil(perRank / b);
+    const used = dropLast ? batches * b : perRank;          // per process
     const last = batches === 0 ? 0 : used - (batches - 1) * b;
     const updates = Math.ceil(batches / k);
-    out("batches", batches); out("last", last); out("dropped", n - used);
-    out("updates", updates); out("total", updates * epochs); out("effective", b * k);
+    out("per_rank", perRank); out("batches", batches); out("last", last);
+    out("dropped", Math.max(n - used * w, 0)); out("padded", Math.max(used * w - n, 0));
+    out("updates", updates); out("total", updates * epochs); out("effective", b * k * w);
     const view = root.querySelector(".tll-view"); view.textContent = "";
     for (let e = 0; e < Math.min(epochs, 6); e++) {
-      const row = document.createElement("div"); row.className = "tll-epoch";
-      const name = document.createElement("span"); name.className = "tll-name";
-      name.textContent = "epoch " + (e + 1); row.appendChild(name);
-      shuffled(n, 1234 + e).forEach((id, pos) => {
-        const batch = Math.floor(pos / b);
-        if (pos > 0 && pos % b === 0) {
-          const gap = document.createElement("span");
-          gap.className = "tll-gap";
-          row.appendChild(gap);
-        }
-        const s = document.createElement("span"); s.className = "tll-s"; s.textContent = id;
-        const dropped = batch >= batches;
-        s.style.background = dropped ? "#999" : colours[Math.floor(batch / k) % colours.length];
-        s.style.opacity = dropped ? "0.5" : String(1 - 0.35 * ((batch % k) / Math.max(k, 1)));
-        s.title = dropped ? "dropped (drop_last)"
-          : "mini-batch " + (batch + 1) + ", update " + (Math.floor(batch / k) + 1);
-        row.appendChild(s);
+      rankOrders(n, w, dropLast, 1234 + e).forEach((samples, rank) => {
+        const row = document.createElement("div"); row.className = "tll-epoch";
+        const name = document.createElement("span"); name.className = "tll-name";
+        name.textContent = "epoch " + (e + 1) + (w > 1 ? " · rank " + rank : "");
+        row.appendChild(name);
+        samples.forEach(([id, repeated], pos) => {
+          const batch = Math.floor(pos / b);
+          if (pos > 0 && pos % b === 0) {
+            const gap = document.createElement("span");
+            gap.className = "tll-gap";
+            row.appendChild(gap);
+          }
+          const s = document.createElement("span"); s.className = "tll-s"; s.textContent = id;
+          const dropped = batch >= batches;
+          s.style.background = dropped ? "#999" : colours[Math.floor(batch / k) % colours.length];
+          s.style.opacity = dropped ? "0.5" : String(1 - 0.35 * ((batch % k) / Math.max(k, 1)));
+          if (repeated) s.classList.add("tll-repeat");
+          s.title = dropped ? "dropped (drop_last)"
+            : "mini-batch " + (batch + 1) + ", update " + (Math.floor(batch / k) + 1)
+              + (repeated ? ", repeated to pad the shares" : "");
+          row.appendChild(s);
+        });
+        view.appendChild(row);
       });
-      view.appendChild(row);
     }
   }
   root.querySelectorAll("input").forEach((el) => el.addEventListener("input", update));
@@ -99,21 +114,25 @@ def explorer_html(
     epochs: int = 2,
     drop_last: bool = False,
     accumulate: int = 1,
+    world_size: int = 1,
     max_n: int = 60,
 ) -> str:
     """The explorer as an HTML string (see ``batch_explorer``)."""
-    for name, value in {"n": n, "batch_size": batch_size, "epochs": epochs,
-                        "accumulate": accumulate}.items():  # fmt: skip
-        if value < 1:
-            raise ValueError(f"{name} must be >= 1, got {value}")
-    if n > max_n:
-        raise ValueError(f"n={n} is more than the slider allows (max_n={max_n})")
+    limits = {"n": max_n, "batch_size": 32, "epochs": 10, "accumulate": 8, "world_size": 4}
+    values = {"n": n, "batch_size": batch_size, "epochs": epochs, "accumulate": accumulate,
+              "world_size": world_size}  # fmt: skip
+    for name, value in values.items():
+        if not 1 <= value <= limits[name]:
+            raise ValueError(
+                f"{name} must be between 1 and {limits[name]} (the slider's range), got {value}"
+            )
     uid = f"tll-explorer-{uuid.uuid4().hex[:8]}"  # unique: two explorers on a page must not clash
     sliders = [
         ("n", "samples in the dataset", n, 1, max_n),
         ("batch", "batch size", batch_size, 1, 32),
         ("epochs", "epochs", epochs, 1, 10),
         ("accumulate", "mini-batches per update", accumulate, 1, 8),
+        ("world", "processes (W)", world_size, 1, 4),
     ]
     controls = "".join(
         f'<label>{text}: <b data-show="{role}">{value}</b><br>'
@@ -125,12 +144,14 @@ def explorer_html(
     counts = "".join(
         f'<span>{text}</span><b data-count="{name}">?</b>'
         for name, text in [
-            ("batches", "mini-batches per epoch"),
+            ("per_rank", "samples per process per epoch"),
+            ("batches", "mini-batches per epoch (per process)"),
             ("last", "samples in the last mini-batch"),
             ("dropped", "samples dropped per epoch"),
+            ("padded", "samples repeated to even out the processes"),
             ("updates", "updates (iterations) per epoch"),
             ("total", "updates (iterations) in the whole run"),
-            ("effective", "effective batch (batch × accumulation)"),
+            ("effective", "samples per update (batch × accumulation × W)"),
         ]
     )
     script = _SCRIPT.replace("__ID__", json.dumps(uid))
@@ -142,15 +163,18 @@ def explorer_html(
 
 
 def batch_explorer(**kwargs) -> HTML:
-    """Sliders for dataset size, batch size, epochs, accumulation and ``drop_last``.
+    """Sliders for dataset size, batch size, epochs, accumulation, processes and ``drop_last``.
 
-    Each epoch is drawn as a row of numbered samples in their shuffled order, coloured by the
-    update they belong to; the counts (mini-batches and updates per epoch, total updates,
-    the last batch's size, dropped samples, effective batch) update as the sliders move.
+    Each epoch is drawn as one row per process of numbered samples in their shuffled order,
+    coloured by the update they belong to (the processes make each update together, so one
+    colour spans every row); samples that ``DistributedSampler`` repeats to give every
+    process the same count are outlined. The counts (samples per process, mini-batches and
+    updates per epoch, total updates, the last batch's size, dropped and repeated samples,
+    samples per update) follow the sliders.
 
     Args:
         **kwargs: starting values, see ``explorer_html`` (n, batch_size, epochs, drop_last,
-            accumulate, max_n).
+            accumulate, world_size, max_n).
 
     Returns:
         An ``IPython.display.HTML`` object; display it (last line of a cell) to show it.

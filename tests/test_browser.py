@@ -185,33 +185,58 @@ def test_batch_explorer_updates_its_counts_without_a_kernel(browser, site_url):
         slider.focus()
         slider.press("ArrowRight")  # a real key press: batch 6 -> 7
         assert _explorer_counts(page)["batches"] == labpkg.batches_per_epoch(20, 7)
-        cases = [
-            (1000 % 61 + 1, 7, 3, False, 1),
-            (60, 8, 5, True, 3),
-            (37, 32, 10, False, 8),
-            (1, 1, 1, True, 1),
-            (59, 5, 2, True, 2),
+        cases = [  # n, batch, epochs, drop_last, accumulate, processes
+            (1000 % 61 + 1, 7, 3, False, 1, 1),
+            (60, 8, 5, True, 3, 1),
+            (37, 32, 10, False, 8, 1),
+            (1, 1, 1, True, 1, 1),
+            (59, 5, 2, True, 2, 1),
+            (20, 3, 2, False, 2, 2),
+            (23, 4, 3, False, 1, 4),  # 23 over 4 processes: one sample repeated
+            (23, 4, 2, True, 2, 3),  # the sampler cuts to 21, each loader drops 3
+            (3, 2, 1, False, 1, 4),  # fewer samples than processes
         ]
-        for n, b, epochs, drop_last, k in cases:
+        for n, b, epochs, drop_last, k, w in cases:
             for role, value in (
                 ("n", n),
                 ("batch", b),
                 ("epochs", epochs),
                 ("accumulate", k),
+                ("world", w),
                 ("drop_last", drop_last),
             ):
                 _set(page, role, value)
             counts = _explorer_counts(page)
-            batches = labpkg.batches_per_epoch(n, b, drop_last)
-            updates = labpkg.updates_per_epoch(n, b, k, drop_last)
+            per_rank = labpkg.samples_per_rank(n, w, drop_last)
+            batches = labpkg.batches_per_epoch(n, b, drop_last, world_size=w)
+            assert counts["per_rank"] == per_rank
             assert counts["batches"] == batches
-            assert counts["updates"] == updates
-            assert counts["total"] == labpkg.total_updates(n, b, epochs, k, drop_last)
-            assert counts["effective"] == labpkg.effective_batch_size(b, k)
-            assert counts["dropped"] == (n - batches * b if drop_last else 0)
+            assert counts["updates"] == labpkg.updates_per_epoch(n, b, k, drop_last, w)
+            assert counts["total"] == labpkg.total_updates(n, b, epochs, k, drop_last, w)
+            assert counts["effective"] == labpkg.effective_batch_size(b, k, world_size=w)
+            assert counts["dropped"] == (n - w * batches * b if drop_last else 0)
+            assert counts["padded"] == (0 if drop_last else w * per_rank - n)
             rows = page.locator(".tll-explorer .tll-epoch")
-            assert rows.count() == min(epochs, 6)
-            assert rows.first.locator(".tll-s").count() == n
+            assert rows.count() == min(epochs, 6) * w  # one row per process per epoch
+            assert rows.first.locator(".tll-s").count() == per_rank
+            shown = page.eval_on_selector_all(
+                ".tll-explorer .tll-epoch",
+                "rows => rows.map(r => r.querySelectorAll('.tll-s:not(.tll-repeat)').length)",
+            )
+            # the processes' shares of one epoch, repeats left out: each sample at most once
+            assert sum(shown[:w]) == (w * per_rank if drop_last else n)
+            ids = page.eval_on_selector_all(
+                ".tll-explorer .tll-epoch",
+                "rows => rows.map(r => Array.from("
+                "r.querySelectorAll('.tll-s'), s => Number(s.textContent)))",
+            )[:w]
+            dealt = [ids[i % w][i // w] for i in range(w * per_rank)]  # DistributedSampler's
+            order = dealt[: min(n, len(dealt))]  # rank r takes positions r, r + W, ...
+            if drop_last:  # the sampler cut the tail: distinct samples, none repeated
+                assert len(set(order)) == len(order) == w * per_rank
+            else:  # every sample once, then repeats
+                assert sorted(order) == list(range(n))
+            assert dealt == (order * w)[: w * per_rank]  # padding repeats the order's start
         assert visit.errors == []
     finally:
         visit.close()

@@ -335,3 +335,39 @@ def test_history_table_and_plot():
     assert len(table.splitlines()) == 3 and history.rows()[0]["epoch"] == 1
     figure = history.plot()
     assert len(figure.axes) == 2
+
+
+def test_batch_history_recovers_each_mini_batchs_own_loss_across_epochs():
+    """Batches of 5, 5 and 2 (uneven last): the recovered losses are the losses the model had
+    on each mini-batch, measured with the weights of that moment (lr 0: the weights stay)."""
+    data, model = tiny_data(12), tiny_model()
+    trainer = tiny_trainer(model, lr=1e-12)
+    recorder = labpkg.BatchHistory()
+    trainer.fit(loader(data, batch_size=5), epochs=2, callbacks=[recorder], verbose=0)
+    model.eval()
+    with torch.no_grad():
+        own = [
+            torch.nn.functional.cross_entropy(model(x), y).item()
+            for x, y in loader(data, batch_size=5)
+        ]
+    assert recorder.epoch == [0, 0, 0, 1, 1, 1]
+    assert recorder.samples == [5, 10, 12] * 2
+    assert recorder.batch_losses() == pytest.approx(own * 2, rel=1e-5)
+    assert recorder.running[2] == pytest.approx(trainer.history.history["loss"][0], rel=1e-6)
+
+
+def test_a_per_update_scheduler_steps_once_per_update_with_a_remainder_group():
+    """10 mini-batches per epoch in groups of 3: updates after mini-batches 3, 6, 9 and 10."""
+    trainer = tiny_trainer(accumulate_grad_batches=3, lr=1.0)
+    calls = []
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        trainer.optimizer, lambda step: calls.append(step) or 0.9**step
+    )
+    recorder = labpkg.BatchHistory()
+    callbacks = [labpkg.LRSchedulerCallback(scheduler, interval="step"), recorder]
+    trainer.fit(loader(tiny_data(20), batch_size=2), epochs=2, callbacks=callbacks, verbose=0)
+    assert trainer.state.global_step == 2 * labpkg.updates_per_epoch(20, 2, accumulate=3) == 8
+    assert scheduler.last_epoch == trainer.state.global_step  # one step per update
+    assert recorder.updated == [False, False, True] * 3 + [True] + [False, False, True] * 3 + [True]
+    assert recorder.update_lrs() == pytest.approx([0.9**k for k in range(8)])
+    assert len(calls) == 1 + 8  # the scheduler's own first call, then once per update

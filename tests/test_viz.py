@@ -46,6 +46,7 @@ def _samples():
         "plot_batch_profile": lambda: viz.plot_batch_profile(profiles),
         "plot_gradient_noise": lambda: viz.plot_gradient_noise({1: 1.0, 4: 0.3, 16: 0.07}),
         "plot_confusion_matrix": lambda: viz.plot_confusion_matrix(cm, labpkg.CLASS_NAMES),
+        "plot_bars": lambda: viz.plot_bars({"one": 1e-8, "two": 3e-3, "three": 0.5}, "gap"),
         "plot_curves": lambda: viz.plot_curves({"SGD": [1, 0.7, 0.6], "Adam": [1, 0.5, 0.2]}),
         "draw_unet": lambda: viz.draw_unet(labpkg.layer_shapes(labpkg.UNet(), 64)),
     }

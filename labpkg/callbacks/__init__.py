@@ -11,7 +11,7 @@ file).
 
 from labpkg.callbacks.base import Callback, CallbackList
 from labpkg.callbacks.checkpointing import ModelCheckpoint
-from labpkg.callbacks.history import History
+from labpkg.callbacks.history import BatchHistory, History
 from labpkg.callbacks.live import LivePlot
 from labpkg.callbacks.loggers import CSVLogger, ProgbarLogger
 from labpkg.callbacks.lr import LearningRateScheduler, LRSchedulerCallback, ReduceLROnPlateau
@@ -19,6 +19,7 @@ from labpkg.callbacks.monitor import is_improvement, resolve_mode
 from labpkg.callbacks.stopping import EarlyStopping, TerminateOnNaN
 
 __all__ = [
+    "BatchHistory",
     "CSVLogger",
     "Callback",
     "CallbackList",

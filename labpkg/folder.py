@@ -1,0 +1,233 @@
+"""Your own data: a folder of images and a folder of masks, matched by file name.
+
+::
+
+    images/cat_001.jpg     masks/cat_001.png     one label per pixel (a single-channel PNG)
+    images/cat_002.png     masks/cat_002.png
+
+Images may be PNG or JPEG, any size and colour mode; masks must be PNG (JPEG's compression
+would change labels at edges) holding class numbers, not colours. Image and mask are resized
+together, the mask with nearest-neighbour sampling so every pixel keeps a label that was there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "RandomFlipCrop",
+    "SegmentationFolder",
+    "read_image",
+    "read_mask",
+    "resize_pair",
+    "save_pairs",
+]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+Pair = tuple[torch.Tensor, torch.Tensor]  # image (3, H, W) float32 in [0, 1], mask (H, W) int64
+
+
+class SegmentationFolder(Dataset):
+    """Images from ``images``, masks from ``masks``, paired by file stem.
+
+    Args:
+        images: folder of images (.png, .jpg, .jpeg).
+        masks: folder of masks, ``<stem>.png`` for each image.
+        size: resize both to ``size`` × ``size`` (an int) or (height, width); None keeps the
+            files' size (then every file must have the same size to be batched).
+        mask_values: ``{value in the file: class}``, e.g. the Pet trimaps' ``{1: 1, 2: 0,
+            3: 255}``; a value missing from the map is an error. None keeps the values.
+        names: the stems to use (e.g. read from a split file); default every image found.
+        transform: a joint augmentation ``(image, mask) -> (image, mask)``, such as
+            ``RandomFlipCrop``, applied after resizing.
+
+    Returns (per item):
+        ``(image, mask)``: float32 (3, H, W) in [0, 1] and int64 (H, W).
+
+    Example:
+        >>> SegmentationFolder("no/such/folder", "masks")
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: images folder no/such/folder does not exist
+    """
+
+    def __init__(
+        self,
+        images: str | Path,
+        masks: str | Path,
+        size: int | tuple[int, int] | None = 128,
+        mask_values: Mapping[int, int] | None = None,
+        names: Sequence[str] | None = None,
+        transform: Callable[[torch.Tensor, torch.Tensor], Pair] | None = None,
+    ) -> None:
+        self.images, self.masks = Path(images), Path(masks)
+        for role, folder in (("images", self.images), ("masks", self.masks)):
+            if not folder.is_dir():
+                raise FileNotFoundError(f"{role} folder {folder} does not exist")
+        self.size = (size, size) if isinstance(size, int) else size
+        self.mask_values = dict(mask_values) if mask_values is not None else None
+        self.transform = transform
+        self.files = _pairs(self.images, self.masks, names)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> Pair:
+        image_file, mask_file = self.files[index]
+        image, mask = read_image(image_file), self._labels(read_mask(mask_file), mask_file)
+        if image.shape[1:] != mask.shape:
+            raise ValueError(
+                f"{image_file.name} is {tuple(image.shape[1:])} but its mask is "
+                f"{tuple(mask.shape)}: a mask must have its image's height and width"
+            )
+        if self.size is not None:
+            image, mask = resize_pair(image, mask, self.size)
+        return self.transform(image, mask) if self.transform else (image, mask)
+
+    def _labels(self, raw: torch.Tensor, file: Path) -> torch.Tensor:
+        if self.mask_values is None:
+            return raw
+        unknown = set(raw.unique().tolist()) - self.mask_values.keys()
+        if unknown:
+            raise ValueError(
+                f"{file.name} holds values {sorted(unknown)} that mask_values does not map; "
+                f"add them to mask_values (it maps {sorted(self.mask_values)})"
+            )
+        lookup = torch.zeros(max(self.mask_values) + 1, dtype=torch.int64)
+        for value, label in self.mask_values.items():
+            lookup[value] = label
+        return lookup[raw]
+
+
+def _pairs(images: Path, masks: Path, names: Sequence[str] | None) -> list[tuple[Path, Path]]:
+    found = {p.stem: p for p in sorted(images.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
+    stems = list(names) if names is not None else sorted(found)
+    missing_images = [s for s in stems if s not in found]
+    missing_masks = [s for s in stems if s in found and not (masks / f"{s}.png").exists()]
+    for what, where, missing in (("images", images, missing_images),
+                                 ("masks (.png)", masks, missing_masks)):  # fmt: skip
+        if missing:
+            raise FileNotFoundError(
+                f"{len(missing)} {what} missing in {where}, e.g. {missing[:3]}: every image "
+                "needs a mask with the same name, and names= must list existing images"
+            )
+    if not stems:
+        raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {images}")
+    return [(found[s], masks / f"{s}.png") for s in stems]
+
+
+def read_image(path: Path) -> torch.Tensor:
+    """An image file as float32 (3, H, W) in [0, 1] (grey and RGBA converted to RGB)."""
+    from PIL import Image  # pillow comes with matplotlib
+
+    with Image.open(path) as file:
+        rgb = np.asarray(file.convert("RGB"), dtype=np.float32) / 255.0
+    return torch.from_numpy(rgb).permute(2, 0, 1).contiguous()  # (H, W, 3) -> (3, H, W)
+
+
+def read_mask(path: Path) -> torch.Tensor:
+    """A mask PNG as int64 (H, W): the stored numbers (palette indices for a "P" image)."""
+    from PIL import Image
+
+    with Image.open(path) as file:
+        if file.mode not in ("L", "P", "I;16", "I"):
+            raise ValueError(
+                f"{path.name} is a {file.mode} image: a mask must hold one class number per "
+                "pixel (mode L or P); convert colours to class numbers first"
+            )
+        return torch.from_numpy(np.asarray(file, dtype=np.int64))
+
+
+def resize_pair(image: torch.Tensor, mask: torch.Tensor, size: tuple[int, int]) -> Pair:
+    """Resize an image (bilinear, antialiased) and its mask (nearest: labels stay labels).
+
+    Example:
+        >>> image, mask = resize_pair(torch.rand(3, 4, 4), torch.tensor([[0, 0, 1, 1]] * 4), (2, 2))
+        >>> image.shape, mask.tolist()
+        (torch.Size([3, 2, 2]), [[0, 1], [0, 1]])
+    """
+    image = F.interpolate(image[None], size=size, mode="bilinear", antialias=True,
+                          align_corners=False)[0].clamp(0, 1)  # fmt: skip
+    # nearest-exact: each output pixel copies one input pixel, so no in-between label appears
+    mask = F.interpolate(mask[None, None].float(), size=size, mode="nearest-exact")[0, 0]
+    return image, mask.long()
+
+
+class RandomFlipCrop:
+    """Joint augmentation: a random horizontal flip and a random crop, resized back.
+
+    The same flip and the same crop box go to the image and its mask; the mask is resized with
+    nearest-neighbour sampling, so its labels stay exact (no new values appear).
+
+    Args:
+        flip: probability of a horizontal flip.
+        scale: the crop's side as a fraction of the image's, drawn uniformly from this range.
+        generator: a ``torch.Generator`` for the draws (default: torch's global one, which
+            ``labpkg.seed_everything`` and ``worker_init_fn`` seed).
+
+    Example:
+        >>> aug = RandomFlipCrop(flip=1.0, scale=(1.0, 1.0))  # always flip, never crop
+        >>> aug(torch.zeros(3, 2, 2), torch.tensor([[0, 1], [0, 1]]))[1].tolist()
+        [[1, 0], [1, 0]]
+    """
+
+    def __init__(self, flip: float = 0.5, scale: tuple[float, float] = (0.6, 1.0),
+                 generator: torch.Generator | None = None) -> None:  # fmt: skip
+        if not 0 <= flip <= 1:
+            raise ValueError(f"flip is a probability, in [0, 1]; got {flip}")
+        if not 0 < scale[0] <= scale[1] <= 1:
+            raise ValueError(f"scale must satisfy 0 < low <= high <= 1, got {scale}")
+        self.flip, self.scale, self.generator = flip, scale, generator
+
+    def __call__(self, image: torch.Tensor, mask: torch.Tensor) -> Pair:
+        draw = torch.rand(4, generator=self.generator).tolist()
+        if draw[0] < self.flip:
+            image, mask = image.flip(-1), mask.flip(-1)  # (3, H, W) and (H, W): width is last
+        height, width = mask.shape
+        side = self.scale[0] + (self.scale[1] - self.scale[0]) * draw[1]
+        h, w = max(1, round(height * side)), max(1, round(width * side))
+        top, left = int(draw[2] * (height - h + 1)), int(draw[3] * (width - w + 1))
+        crop = (slice(top, top + h), slice(left, left + w))
+        return resize_pair(image[:, crop[0], crop[1]], mask[crop], (height, width))
+
+
+def save_pairs(
+    images: torch.Tensor, masks: torch.Tensor, root: str | Path, image_suffix: str = ".png"
+) -> tuple[Path, Path]:
+    """Write images and masks in the layout ``SegmentationFolder`` reads.
+
+    Args:
+        images: float (N, 3, H, W) in [0, 1].
+        masks: integer (N, H, W), values 0..255.
+        root: the folder to write ``images/`` and ``masks/`` into (created if needed).
+        image_suffix: ``".png"`` (lossless) or ``".jpg"`` (smaller; pixel values change a
+            little). Masks are always PNG: their labels must survive exactly.
+
+    Returns:
+        The images folder and the masks folder.
+    """
+    from PIL import Image
+
+    if image_suffix not in IMAGE_SUFFIXES:
+        raise ValueError(f"image_suffix must be one of {IMAGE_SUFFIXES}, got {image_suffix!r}")
+    if masks.min() < 0 or masks.max() > 255:
+        raise ValueError("mask values must be in 0..255 to be stored in an 8-bit PNG")
+    folders = Path(root) / "images", Path(root) / "masks"
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
+    width = len(str(len(images) - 1))  # zero-padded names sort in order: 007 before 010
+    for i, (image, mask) in enumerate(zip(images, masks, strict=True)):
+        pixels = (image.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        quality = {"quality": 95, "subsampling": 0} if image_suffix != ".png" else {}  # JPEG
+        Image.fromarray(pixels).save(folders[0] / f"{i:0{width}d}{image_suffix}", **quality)
+        labels = mask.to(torch.uint8).numpy()  # (H, W) uint8: saved as a mode-L PNG
+        Image.fromarray(labels).save(folders[1] / f"{i:0{width}d}.png")
+    return folders

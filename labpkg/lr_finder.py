@@ -1,0 +1,190 @@
+"""The learning-rate range test ("LR finder"): which learning rates make the loss fall fastest?
+
+Train for about a hundred updates while the learning rate grows exponentially from tiny to
+large, record the loss of each mini-batch, smooth it, and read off where it falls fastest.
+Afterwards everything the test touched (weights, optimizer state, the Trainer's counters, the
+random number generators) is put back exactly, so training starts as if it had not run.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import DataLoader
+
+from labpkg.callbacks.lr import set_lr
+
+__all__ = ["LRFinderResult", "lr_find"]
+
+
+@dataclass(frozen=True)
+class LRFinderResult:
+    """What the range test measured.
+
+    Attributes:
+        lrs: the learning rate of each update.
+        losses: the mini-batch loss at each update (before the step).
+        smoothed: the losses smoothed (exponential moving average, bias-corrected).
+        suggestion: the learning rate where the smoothed loss fell fastest per factor of lr.
+    """
+
+    lrs: list[float]
+    losses: list[float]
+    smoothed: list[float]
+    suggestion: float
+
+    def plot(self):
+        """Loss and smoothed loss against learning rate (log scale), the suggestion marked.
+
+        Returns:
+            A matplotlib ``Figure``.
+        """
+        from labpkg import viz  # matplotlib loads only when a plot is asked for
+
+        curves = {"mini-batch loss": self.losses, "smoothed": self.smoothed}
+        fig = viz.plot_curves(curves, xlabel="learning rate", x=self.lrs, logx=True)
+        fig.axes[0].axvline(self.suggestion, color="black", linestyle="--", linewidth=1)
+        fig.axes[0].set_title(f"suggested lr {self.suggestion:.1e} (dashed)")
+        return fig
+
+
+def lr_find(
+    trainer,
+    loader: DataLoader,
+    start_lr: float = 1e-6,
+    end_lr: float = 1.0,
+    num_updates: int = 100,
+    smoothing: float = 0.9,
+    diverge: float = 4.0,
+) -> LRFinderResult:
+    """Run the range test with ``trainer``'s model, optimizer and loss, then undo it.
+
+    Each update uses one mini-batch (no accumulation), under the trainer's device, AMP and
+    gradient clipping settings; the loader is cycled if it has fewer mini-batches.
+
+    Args:
+        trainer: a ``labpkg.Trainer``.
+        loader: training mini-batches.
+        start_lr, end_lr: the first and the last learning rate (0 < start < end).
+        num_updates: updates between them (the rate grows by a constant factor each update).
+        smoothing: weight of the past in the moving average of the loss, in [0, 1).
+        diverge: stop early once the smoothed loss exceeds ``diverge`` × its minimum.
+
+    Returns:
+        An ``LRFinderResult``.
+
+    Example:
+        >>> round(_rates(1e-4, 1.0, 5)[2], 6)  # equal steps on a log scale: 1e-4 ... 1
+        0.01
+    """
+    _check(start_lr, end_lr, num_updates, smoothing, diverge)
+    saved = _snapshot(trainer, loader)
+    try:
+        lrs, losses = _range_test(trainer, loader, _rates(start_lr, end_lr, num_updates), diverge,
+                                  smoothing)  # fmt: skip
+    finally:
+        _restore(trainer, saved)  # also after an error or Ctrl-C: nothing stays changed
+    smoothed = _smooth(losses, smoothing)
+    return LRFinderResult(lrs, losses, smoothed, _steepest(lrs, smoothed))
+
+
+def _rates(start: float, end: float, n: int) -> list[float]:
+    return [start * (end / start) ** (i / max(n - 1, 1)) for i in range(n)]
+
+
+def _range_test(trainer, loader, rates, diverge, smoothing) -> tuple[list[float], list[float]]:
+    model, lrs, losses = trainer.model, [], []
+    model.train()
+    for lr, (inputs, target) in zip(rates, _cycle(loader), strict=False):
+        set_lr(trainer.optimizer, lr)
+        inputs, target = trainer._to_device(inputs, target)
+        _, loss = trainer._forward(model, inputs, target)  # forward and loss, as in fit
+        trainer.scaler.scale(loss).backward()
+        trainer._optimizer_step()  # clipping, the float16 scaler, zero_grad
+        lrs.append(lr)
+        losses.append(loss.item())  # one host read per update: the test needs the number
+        smoothed = _smooth(losses, smoothing)
+        if not math.isfinite(losses[-1]) or smoothed[-1] > diverge * min(smoothed):
+            break  # the loss has blown up: larger rates would tell nothing more
+    return lrs, losses
+
+
+def _smooth(losses: list[float], beta: float) -> list[float]:
+    average, out = 0.0, []
+    for t, loss in enumerate(losses, start=1):
+        average = beta * average + (1 - beta) * loss
+        out.append(average / (1 - beta**t))  # bias correction: the average starts at 0
+    return out
+
+
+def _steepest(lrs: list[float], smoothed: list[float]) -> float:
+    """The lr of the steepest fall of the smoothed loss per unit of log(lr), looked for
+    before the loss's minimum (after it the loss is rising or noisy)."""
+    lowest = min(range(len(smoothed)), key=smoothed.__getitem__)
+    if lowest < 2:
+        return lrs[0]  # the loss never fell: even the smallest rate is as good as any
+    slopes = [
+        (smoothed[i + 1] - smoothed[i - 1]) / math.log(lrs[i + 1] / lrs[i - 1])
+        for i in range(1, lowest)
+    ]
+    return lrs[1 + min(range(len(slopes)), key=slopes.__getitem__)]
+
+
+def _cycle(loader: DataLoader) -> Iterator:
+    while True:
+        empty = True
+        for batch in loader:
+            empty = False
+            yield batch
+        if empty:
+            raise ValueError("the loader yields no mini-batches: give lr_find some data")
+
+
+def _generators(loader: DataLoader) -> list[torch.Generator]:
+    """The loader's own random generators (its shuffle and worker seeds draw from them)."""
+    found = [loader.generator, getattr(loader.sampler, "generator", None)]
+    return list({id(g): g for g in found if g is not None}.values())
+
+
+def _snapshot(trainer, loader: DataLoader) -> dict:
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    return {
+        "generators": [(g, g.get_state()) for g in _generators(loader)],
+        "model": copy.deepcopy(trainer.model.state_dict()),
+        "optimizer": copy.deepcopy(trainer.optimizer.state_dict()),
+        "scaler": copy.deepcopy(trainer.scaler.state_dict()),
+        "state": copy.deepcopy(trainer.state),
+        "applied": trainer._applied_steps,
+        "training": trainer.model.training,
+        "rng": (torch.get_rng_state(), cuda),
+    }
+
+
+def _restore(trainer, saved: dict) -> None:
+    trainer.model.load_state_dict(saved["model"])
+    trainer.optimizer.load_state_dict(saved["optimizer"])
+    trainer.optimizer.zero_grad(set_to_none=True)
+    if saved["scaler"]:  # an empty dict: the scaler is off
+        trainer.scaler.load_state_dict(saved["scaler"])
+    trainer.state, trainer._applied_steps = saved["state"], saved["applied"]
+    trainer.model.train(saved["training"])
+    torch.set_rng_state(saved["rng"][0])
+    for generator, state in saved["generators"]:
+        generator.set_state(state)
+    if saved["rng"][1] is not None:
+        torch.cuda.set_rng_state_all(saved["rng"][1])
+
+
+def _check(start_lr, end_lr, num_updates, smoothing, diverge) -> None:
+    if not (0 < start_lr < end_lr and math.isfinite(end_lr)):
+        raise ValueError(f"need 0 < start_lr < end_lr < inf, got {start_lr} and {end_lr}")
+    if num_updates < 3:
+        raise ValueError(f"num_updates must be >= 3 to find a slope, got {num_updates}")
+    if not 0 <= smoothing < 1:
+        raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
+    if diverge <= 1:
+        raise ValueError(f"diverge must be > 1 (a multiple of the lowest loss), got {diverge}")

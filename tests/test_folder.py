@@ -1,0 +1,128 @@
+"""A folder of images and masks, written here from the synthetic generator and read back."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import labpkg
+from labpkg.folder import RandomFlipCrop, SegmentationFolder, resize_pair, save_pairs
+
+
+@pytest.fixture
+def shapes():
+    return labpkg.make_shapes(6, labpkg.ShapesConfig(size=32), seed=0)
+
+
+@pytest.fixture
+def folder(tmp_path, shapes):
+    return save_pairs(*shapes, tmp_path)
+
+
+def test_masks_read_back_equal_the_masks_written_and_every_pair_is_found(folder, shapes):
+    images, masks = shapes
+    data = SegmentationFolder(*folder, size=None)
+    assert len(data) == 6
+    for i in range(6):
+        image, mask = data[i]
+        assert mask.dtype == torch.int64 and torch.equal(mask, masks[i])
+        assert image.dtype == torch.float32 and image.shape == images[i].shape
+        assert (image - images[i]).abs().max() <= 0.5 / 255 + 1e-6  # 8-bit PNG rounding
+
+
+def test_jpeg_images_are_read_and_masks_stay_exact(tmp_path, shapes):
+    images, masks = shapes
+    data = SegmentationFolder(*save_pairs(images, masks, tmp_path, ".jpg"), size=None)
+    assert all(torch.equal(data[i][1], masks[i]) for i in range(6))
+    assert (data[0][0] - images[0]).abs().mean() < 0.05  # lossy, but close
+
+
+def test_resizing_keeps_only_labels_that_were_there(folder, shapes):
+    _, masks = shapes
+    data = SegmentationFolder(*folder, size=(16, 24))
+    for i in range(6):
+        image, mask = data[i]
+        assert image.shape == (3, 16, 24) and mask.shape == (16, 24)
+        assert set(mask.unique().tolist()) <= set(masks[i].unique().tolist())
+    halved = SegmentationFolder(*folder, size=16)[0][1]
+    assert torch.equal(halved, masks[0][1::2, 1::2])  # nearest-exact takes each pair's second
+
+
+def test_mask_values_map_file_values_to_classes_and_unknown_values_are_named(tmp_path):
+    masks = torch.tensor([[[1, 2], [3, 3]]])
+    folder = save_pairs(torch.rand(1, 3, 2, 2), masks, tmp_path)
+    mapped = SegmentationFolder(*folder, size=None, mask_values={1: 1, 2: 0, 3: 255})[0][1]
+    assert mapped.tolist() == [[1, 0], [255, 255]]
+    with pytest.raises(ValueError, match=r"values \[3\] that mask_values does not map"):
+        SegmentationFolder(*folder, size=None, mask_values={1: 1, 2: 0})[0]
+
+
+def test_names_choose_and_order_the_pairs(folder):
+    data = SegmentationFolder(*folder, size=None, names=["3", "1"])
+    assert [f[0].stem for f in data.files] == ["3", "1"]
+    with pytest.raises(FileNotFoundError, match=r"1 images missing .* \['9'\]"):
+        SegmentationFolder(*folder, names=["9"])
+
+
+def test_a_missing_mask_a_colour_mask_and_a_size_mismatch_are_clear_errors(tmp_path, folder):
+    images, masks = folder
+    (masks / "2.png").unlink()
+    with pytest.raises(FileNotFoundError, match=r"1 masks \(\.png\) missing .* \['2'\]"):
+        SegmentationFolder(images, masks)
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(masks / "2.png")  # an RGB mask
+    with pytest.raises(ValueError, match="one class number per pixel"):
+        SegmentationFolder(images, masks)[2]
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(masks / "2.png")
+    with pytest.raises(ValueError, match="must have its image's height and width"):
+        SegmentationFolder(images, masks)[2]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match="no images"):
+        SegmentationFolder(empty, masks)
+    with pytest.raises(FileNotFoundError, match="masks folder"):
+        SegmentationFolder(images, tmp_path / "nowhere")
+
+
+def test_flip_and_crop_move_image_and_mask_together_and_keep_labels_exact(shapes):
+    images, masks = shapes
+    torch.manual_seed(0)
+    augment = RandomFlipCrop(flip=0.5, scale=(0.5, 0.9))
+    for i in range(6):
+        # an image whose red channel *is* the mask: after augmentation they must still agree
+        image = images[i].clone()
+        image[0] = masks[i].float() / 3
+        out_image, out_mask = augment(image, masks[i])
+        assert out_mask.shape == masks[i].shape and out_mask.dtype == torch.int64
+        assert set(out_mask.unique().tolist()) <= set(masks[i].unique().tolist())
+        agree = ((out_image[0] * 3).round().long() == out_mask).float().mean()
+        assert agree > 0.9  # bilinear blurs the image at edges; the mask stays sharp
+
+
+def test_a_full_flip_is_an_exact_mirror():
+    mask = torch.arange(12).reshape(3, 4)
+    image = torch.rand(3, 3, 4)
+    out_image, out_mask = RandomFlipCrop(flip=1.0, scale=(1.0, 1.0))(image, mask)
+    assert torch.equal(out_mask, mask.flip(-1))
+    torch.testing.assert_close(out_image, image.flip(-1))
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [({"flip": 1.5}, "flip is a probability"), ({"scale": (0.0, 1.0)}, "scale")],
+)
+def test_bad_augmentation_settings_name_the_argument(options, message):
+    with pytest.raises(ValueError, match=message):
+        RandomFlipCrop(**options)
+
+
+def test_resize_pair_never_invents_a_label():
+    mask = torch.tensor([[0, 3] * 5] * 10)
+    _, small = resize_pair(torch.rand(3, 10, 10), mask, (7, 7))
+    assert set(small.unique().tolist()) <= {0, 3}
+
+
+def test_save_pairs_refuses_labels_an_8_bit_png_cannot_hold(tmp_path):
+    with pytest.raises(ValueError, match="0..255"):
+        save_pairs(torch.rand(1, 3, 2, 2), torch.full((1, 2, 2), 300), tmp_path)
