@@ -50,6 +50,7 @@ from labpkg.data import (
 )
 from labpkg.devices import amp_dtype_for, amp_settings, describe_device, pick_device, time_call
 from labpkg.distributed import init_from_env
+from labpkg.folder import RandomFlipCrop, SegmentationFolder, save_pairs
 from labpkg.losses import (
     CombinedLoss,
     CrossEntropyLoss,
@@ -108,7 +109,9 @@ __all__ = [
     "PixelAccuracy",
     "ProgbarLogger",
     "Recipe",
+    "RandomFlipCrop",
     "ReduceLROnPlateau",
+    "SegmentationFolder",
     "SegmentationMetrics",
     "ShapesConfig",
     "SyntheticShapes",
@@ -141,6 +144,7 @@ __all__ = [
     "pixel_accuracy_from_confusion",
     "samples_per_rank",
     "save_checkpoint",
+    "save_pairs",
     "show_image",
     "show_source",
     "glue",

@@ -229,6 +229,29 @@ EXERCISES: dict[str, Exercise] = {
         "Multiply by the growth of the batch.",
         decimals=6,
     ),
+    "16.1": Exercise(
+        "A range test from 1e-5 to 10 over 100 updates multiplies the rate by a constant factor "
+        "after every update. What is the factor?",
+        lambda: (10 / 1e-5) ** (1 / 99),
+        "99 steps lie between the first and the last rate: factor ** 99 = 10 / 1e-5.",
+        decimals=3,
+    ),
+    "16.2": Exercise(
+        "OneCycleLR, 4 epochs of 250 mini-batches, accumulate_grad_batches=4: total_steps?",
+        lambda: counting.total_updates(250, 1, 4, accumulate=4),
+        "ceil(250 / 4) updates per epoch (the last group holds 2), times 4 epochs.",
+    ),
+    "17.1": Exercise(
+        "3680 images, 80 % for training, mini-batches of 16 (drop_last=False): mini-batches per "
+        "epoch?",
+        lambda: counting.batches_per_epoch(round(0.8 * 3680), 16),
+        "0.8 × 3680 = 2944 training images; ceil(2944 / 16).",
+    ),
+    "17.2": Exercise(
+        "A 4×4 mask resized to 2×2 by nearest neighbour: at most how many different labels?",
+        lambda: 2 * 2,
+        "Each output pixel copies one input pixel's label: count the output pixels.",
+    ),
 }
 
 

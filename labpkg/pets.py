@@ -15,11 +15,36 @@ from pathlib import Path
 
 from labpkg.folder import SegmentationFolder
 
-__all__ = ["OxfordPetSegmentation", "PET_CLASSES", "BORDER", "TRIMAP_VALUES"]
+__all__ = ["OxfordPetSegmentation", "PET_CLASSES", "BORDER", "TRIMAP_VALUES", "why_no_download"]
 
 PET_CLASSES = ("background", "pet")
 BORDER = 255  # the thin border the annotators left undecided: pass ignore_index=255
 TRIMAP_VALUES = {1: 1, 2: 0, 3: BORDER}  # trimap file value -> class (pet 1, background 0)
+HOST = "www.robots.ox.ac.uk"  # where torchvision downloads the dataset from
+
+
+def why_no_download(timeout: float = 5.0) -> str | None:
+    """Why the dataset cannot be downloaded here, or None if it can.
+
+    Checks, quickly, that torchvision is installed and that the dataset's server answers: a
+    notebook can then skip the download with this message instead of failing (or hanging).
+
+    Args:
+        timeout: seconds to wait for the server.
+
+    Returns:
+        None, or a sentence saying what is missing.
+    """
+    import importlib.util
+    import socket
+
+    if importlib.util.find_spec("torchvision") is None:
+        return 'torchvision is not installed: pip install "labpkg[datasets]" (Colab has it)'
+    try:
+        with socket.create_connection((HOST, 443), timeout=timeout):
+            return None
+    except OSError as err:
+        return f"cannot reach {HOST} ({err.__class__.__name__}): this machine looks offline"
 
 
 class OxfordPetSegmentation(SegmentationFolder):

@@ -22,7 +22,7 @@ from labpkg.metrics import SegmentationMetrics
 from labpkg.models import UNet, UNetConfig
 from labpkg.trainer import Trainer
 
-__all__ = ["Recipe", "train_recipe"]
+__all__ = ["Recipe", "RecipeRun", "build_recipe", "train_recipe"]
 
 
 @dataclass(frozen=True)
@@ -48,17 +48,27 @@ class Recipe:
     channels_last: bool = True
 
 
-def train_recipe(
-    recipe: Recipe | None = None,
-    seed: int = 0,
-    device: str | torch.device | None = None,
-    callbacks: list | None = None,
-    verbose: int = 0,
-):
-    """Train a U-Net with ``recipe`` and return ``(trainer, history, seconds)``.
+@dataclass
+class RecipeRun:
+    """A recipe made concrete: the trainer, its loaders and its learning-rate schedule."""
 
-    ``seconds`` is the wall time of ``fit`` (data generation and model building excluded).
+    trainer: Trainer
+    train_loader: torch.utils.data.DataLoader
+    val_loader: torch.utils.data.DataLoader
+    schedule: LRSchedulerCallback
+
+
+def build_recipe(
+    recipe: Recipe | None = None, seed: int = 0, device: str | torch.device | None = None
+) -> RecipeRun:
+    """Everything ``train_recipe`` trains with, built but not trained (e.g. for ``lr_find``).
+
     The validation set is fixed and disjoint from the training seeds.
+
+    Example:
+        >>> run = build_recipe(Recipe(samples_per_epoch=16, val_samples=8, image_size=32))
+        >>> len(run.train_loader), type(run.trainer.optimizer).__name__
+        (2, 'AdamW')
     """
     r = recipe or Recipe()
     torch.manual_seed(seed)
@@ -81,7 +91,25 @@ def train_recipe(
         amp=r.amp,
         channels_last=r.channels_last,
     )
-    cbs = [LRSchedulerCallback(schedule, interval="step"), *(callbacks or [])]
+    return RecipeRun(trainer, train_loader, val_loader, LRSchedulerCallback(schedule, "step"))
+
+
+def train_recipe(
+    recipe: Recipe | None = None,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    callbacks: list | None = None,
+    verbose: int = 0,
+):
+    """Train a U-Net with ``recipe`` and return ``(trainer, history, seconds)``.
+
+    ``seconds`` is the wall time of ``fit`` (data generation and model building excluded).
+    """
+    r = recipe or Recipe()
+    run = build_recipe(r, seed, device)
+    cbs = [run.schedule, *(callbacks or [])]
     start = time.perf_counter()
-    history = trainer.fit(train_loader, r.epochs, val_loader, callbacks=cbs, verbose=verbose)
-    return trainer, history, time.perf_counter() - start
+    history = run.trainer.fit(
+        run.train_loader, r.epochs, run.val_loader, callbacks=cbs, verbose=verbose
+    )
+    return run.trainer, history, time.perf_counter() - start

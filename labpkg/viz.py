@@ -87,6 +87,9 @@ def plot_history(history: Any, keys: Sequence[str] | None = None) -> Figure:
     return fig
 
 
+IGNORED_GREY = "#9e9e9e"  # pixels without a class (ignore_index) in mask drawings
+
+
 @themed
 def show_batch(
     images: torch.Tensor,
@@ -100,7 +103,7 @@ def show_batch(
 
     Args:
         images: (B, 3, H, W) floats in [0, 1].
-        masks: (B, H, W) class ids.
+        masks: (B, H, W) class ids; other values (an ``ignore_index`` such as 255) are grey.
         preds: (B, H, W) class ids or (B, C, H, W) scores (argmaxed), or a dict of them
             whose keys label the rows (e.g. ``{"epoch 1": ..., "epoch 5": ...}``).
         num_classes: classes for the colour map.
@@ -122,7 +125,7 @@ def show_batch(
         len(rows), n, figsize=(1.0 + cell * n, 0.3 + cell * len(rows)), squeeze=False,
         layout="constrained",
     )  # fmt: skip
-    cmap = class_cmap(num_classes)
+    cmap = class_cmap(num_classes).with_extremes(over=IGNORED_GREY)  # 255: "not labelled"
     for r, (label, data) in enumerate(rows):
         for c in range(n):
             ax = axes[r][c]

@@ -48,6 +48,10 @@ TRUE_ANSWERS = {
     "14.2": 103,  # base + worker id
     "15.1": 18,  # 6 updates x 3 epochs
     "15.2": 0.048,  # 3e-3 x 16
+    "16.1": 1.150,  # (10 / 1e-5) ** (1/99) = 10 ** (6/99) = 1.1498
+    "16.2": 252,  # 63 updates (62 groups of 4 and one of 2) x 4 epochs
+    "17.1": 184,  # 2944 / 16 = 184 exactly
+    "17.2": 4,  # four output pixels
 }
 
 

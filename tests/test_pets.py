@@ -61,3 +61,26 @@ def test_torchvision_is_not_imported_by_labpkg():
     code = "import sys, labpkg, labpkg.pets; print('torchvision' in sys.modules)"
     out = run_python("-c", code, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_why_no_download_names_the_missing_extra(monkeypatch):
+    import importlib.util
+
+    from labpkg import pets
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    assert "labpkg[datasets]" in pets.why_no_download()
+
+
+def test_why_no_download_says_offline_when_the_server_does_not_answer(monkeypatch):
+    import importlib.util
+    import socket
+
+    from labpkg import pets
+
+    def refuse(*args, **kwargs):
+        raise OSError("unreachable")
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: object())
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    assert "offline" in pets.why_no_download(timeout=0.1)
