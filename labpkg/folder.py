@@ -32,8 +32,6 @@ __all__ = [
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
-Pair = tuple[torch.Tensor, torch.Tensor]  # image (3, H, W) float32 in [0, 1], mask (H, W) int64
-
 
 class SegmentationFolder(Dataset):
     """Images from ``images``, masks from ``masks``, paired by file stem.
@@ -66,7 +64,7 @@ class SegmentationFolder(Dataset):
         size: int | tuple[int, int] | None = 128,
         mask_values: Mapping[int, int] | None = None,
         names: Sequence[str] | None = None,
-        transform: Callable[[torch.Tensor, torch.Tensor], Pair] | None = None,
+        transform: Callable | None = None,
     ) -> None:
         self.images, self.masks = Path(images), Path(masks)
         for role, folder in (("images", self.images), ("masks", self.masks)):
@@ -80,7 +78,7 @@ class SegmentationFolder(Dataset):
     def __len__(self) -> int:
         return len(self.files)
 
-    def __getitem__(self, index: int) -> Pair:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         image_file, mask_file = self.files[index]
         image, mask = read_image(image_file), self._labels(read_mask(mask_file), mask_file)
         if image.shape[1:] != mask.shape:
@@ -146,7 +144,9 @@ def read_mask(path: Path) -> torch.Tensor:
         return torch.from_numpy(np.asarray(file, dtype=np.int64))
 
 
-def resize_pair(image: torch.Tensor, mask: torch.Tensor, size: tuple[int, int]) -> Pair:
+def resize_pair(
+    image: torch.Tensor, mask: torch.Tensor, size: tuple[int, int]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Resize an image (bilinear, antialiased) and its mask (nearest: labels stay labels).
 
     Example:
@@ -187,7 +187,9 @@ class RandomFlipCrop:
             raise ValueError(f"scale must satisfy 0 < low <= high <= 1, got {scale}")
         self.flip, self.scale, self.generator = flip, scale, generator
 
-    def __call__(self, image: torch.Tensor, mask: torch.Tensor) -> Pair:
+    def __call__(
+        self, image: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         draw = torch.rand(4, generator=self.generator).tolist()
         if draw[0] < self.flip:
             image, mask = image.flip(-1), mask.flip(-1)  # (3, H, W) and (H, W): width is last

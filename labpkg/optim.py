@@ -19,7 +19,16 @@ from typing import Any
 
 import torch
 
-__all__ = ["BY_HAND", "OPTIMIZERS", "SGD", "Adam", "AdamW", "RMSprop", "get_optimizer"]
+__all__ = [
+    "BY_HAND",
+    "OPTIMIZERS",
+    "SGD",
+    "Adam",
+    "AdamW",
+    "RMSprop",
+    "RuleOptimizer",
+    "get_optimizer",
+]
 
 OPTIMIZERS = {
     "sgd": torch.optim.SGD,
@@ -74,13 +83,10 @@ def get_optimizer(
 # the results are bit-identical, so any change to a rule shows.
 
 
-Betas = tuple[float, float]  # Adam's (β₁, β₂)
-
-
-class _RuleOptimizer(torch.optim.Optimizer):
+class RuleOptimizer(torch.optim.Optimizer):
     """A ``torch.optim.Optimizer`` whose ``step`` applies ``update`` to every weight with a
-    gradient. The base class keeps the parameter groups (so schedulers can change ``lr``),
-    the per-weight ``state`` and ``state_dict``."""
+    gradient. ``torch.optim.Optimizer`` keeps the parameter groups (so schedulers can change
+    ``lr``), the per-weight ``state`` and ``state_dict``; a subclass writes only ``update``."""
 
     def __init__(self, params: Iterable, **defaults: Any) -> None:
         if not (defaults["lr"] > 0 and math.isfinite(defaults["lr"])):
@@ -99,10 +105,12 @@ class _RuleOptimizer(torch.optim.Optimizer):
                     self.update(w, w.grad, self.state[w], group)
 
     def update(self, w: torch.Tensor, g: torch.Tensor, state: dict, group: dict) -> None:
+        """Change weight ``w`` in place from its gradient ``g``, its ``state`` (kept between
+        updates) and its parameter ``group`` (lr and the options)."""
         raise NotImplementedError
 
 
-class SGD(_RuleOptimizer):
+class SGD(RuleOptimizer):
     """Stochastic gradient descent, with optional momentum and L2 weight decay.
 
     Update: g ← g + λ·w (weight decay λ); with momentum μ, v ← μ·v + g (v = g at the first
@@ -130,7 +138,7 @@ class SGD(_RuleOptimizer):
         w.add_(g, alpha=-group["lr"])  # w − lr·g
 
 
-class RMSprop(_RuleOptimizer):
+class RMSprop(RuleOptimizer):
     """RMSprop: divide each weight's step by the root of its recent mean squared gradient.
 
     Update: s ← α·s + (1 − α)·g² (s = 0 before the first update); w ← w − lr·g / (√s + ε).
@@ -153,7 +161,7 @@ class RMSprop(_RuleOptimizer):
         w.addcdiv_(g, s.sqrt().add_(group["eps"]), value=-group["lr"])  # w − lr·g / (√s + ε)
 
 
-class Adam(_RuleOptimizer):
+class Adam(RuleOptimizer):
     """Adam: momentum (m) and RMSprop (v) together, both corrected for starting at zero.
 
     Update at step t: g ← g + λ·w (L2 weight decay λ, added to the gradient);
@@ -168,8 +176,14 @@ class Adam(_RuleOptimizer):
 
     decoupled = False  # AdamW: True
 
-    def __init__(self, params: Iterable, lr: float = 1e-3, betas: Betas = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        params: Iterable,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ) -> None:
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
 
     def update(self, w, g, state, group):
@@ -203,8 +217,14 @@ class AdamW(Adam):
 
     decoupled = True
 
-    def __init__(self, params: Iterable, lr: float = 1e-3, betas: Betas = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 1e-2) -> None:  # fmt: skip
+    def __init__(
+        self,
+        params: Iterable,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+    ) -> None:
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
 
 
