@@ -78,8 +78,14 @@ def lr_find(
         An ``LRFinderResult``.
 
     Example:
-        >>> round(_rates(1e-4, 1.0, 5)[2], 6)  # equal steps on a log scale: 1e-4 ... 1
-        0.01
+        >>> import labpkg
+        >>> from torch.utils.data import DataLoader, TensorDataset
+        >>> model = torch.nn.Conv2d(3, 2, kernel_size=1)  # a "segmentation model" of one layer
+        >>> trainer = labpkg.Trainer(model, torch.optim.SGD(model.parameters()), "cross_entropy")
+        >>> pairs = TensorDataset(torch.rand(8, 3, 4, 4), torch.randint(0, 2, (8, 4, 4)))
+        >>> found = lr_find(trainer, DataLoader(pairs, batch_size=4), 1e-4, 1.0, num_updates=5)
+        >>> [f"{lr:.0e}" for lr in found.lrs]  # equal steps on a log scale
+        ['1e-04', '1e-03', '1e-02', '1e-01', '1e+00']
     """
     _check(start_lr, end_lr, num_updates, smoothing, diverge)
     saved = _snapshot(trainer, loader)

@@ -118,48 +118,54 @@ def explorer_html(
     max_n: int = 60,
 ) -> str:
     """The explorer as an HTML string (see ``batch_explorer``)."""
-    limits = {"n": max_n, "batch_size": 32, "epochs": 10, "accumulate": 8, "world_size": 4}
-    values = {"n": n, "batch_size": batch_size, "epochs": epochs, "accumulate": accumulate,
-              "world_size": world_size}  # fmt: skip
-    for name, value in values.items():
-        if not 1 <= value <= limits[name]:
+    # (role in the page, argument, label, start value, slider maximum); every slider starts at 1
+    sliders = [
+        ("n", "n", "samples in the dataset", n, max_n),
+        ("batch", "batch_size", "batch size", batch_size, 32),
+        ("epochs", "epochs", "epochs", epochs, 10),
+        ("accumulate", "accumulate", "mini-batches per update", accumulate, 8),
+        ("world", "world_size", "processes (W)", world_size, 4),
+    ]
+    for _, argument, _, value, most in sliders:
+        if not 1 <= value <= most:
             raise ValueError(
-                f"{name} must be between 1 and {limits[name]} (the slider's range), got {value}"
+                f"{argument} must be between 1 and {most} (the slider's range), got {value}"
             )
     uid = f"tll-explorer-{uuid.uuid4().hex[:8]}"  # unique: two explorers on a page must not clash
-    sliders = [
-        ("n", "samples in the dataset", n, 1, max_n),
-        ("batch", "batch size", batch_size, 1, 32),
-        ("epochs", "epochs", epochs, 1, 10),
-        ("accumulate", "mini-batches per update", accumulate, 1, 8),
-        ("world", "processes (W)", world_size, 1, 4),
-    ]
-    controls = "".join(
-        f'<label>{text}: <b data-show="{role}">{value}</b><br>'
-        f'<input type="range" data-role="{role}" min="{lo}" max="{hi}" value="{value}"></label>'
-        for role, text, value, lo, hi in sliders
-    )
-    checked = " checked" if drop_last else ""
-    controls += f'<label><input type="checkbox" data-role="drop_last"{checked}> drop_last</label>'
-    counts = "".join(
-        f'<span>{text}</span><b data-count="{name}">?</b>'
-        for name, text in [
-            ("per_rank", "samples per process per epoch"),
-            ("batches", "mini-batches per epoch (per process)"),
-            ("last", "samples in the last mini-batch"),
-            ("dropped", "samples dropped per epoch"),
-            ("padded", "samples repeated to even out the processes"),
-            ("updates", "updates (iterations) per epoch"),
-            ("total", "updates (iterations) in the whole run"),
-            ("effective", "samples per update (batch × accumulation × W)"),
-        ]
-    )
     script = _SCRIPT.replace("__ID__", json.dumps(uid))
     return (
-        f'<div class="tll-explorer" id="{uid}"><style>{_STYLE}</style>{controls}'
-        f'<div class="tll-counts">{counts}</div><div class="tll-view"></div>'
-        f"<script>{script}</script></div>"
+        f'<div class="tll-explorer" id="{uid}"><style>{_STYLE}</style>'
+        f'{_controls(sliders, drop_last)}<div class="tll-counts">{_COUNTS}</div>'
+        f'<div class="tll-view"></div><script>{script}</script></div>'
     )
+
+
+def _controls(sliders: list[tuple[str, str, str, int, int]], drop_last: bool) -> str:
+    controls = "".join(
+        f'<label>{text}: <b data-show="{role}">{value}</b><br>'
+        f'<input type="range" data-role="{role}" min="1" max="{most}" value="{value}"></label>'
+        for role, _, text, value, most in sliders
+    )
+    checked = " checked" if drop_last else ""
+    return controls + (
+        f'<label><input type="checkbox" data-role="drop_last"{checked}> drop_last</label>'
+    )
+
+
+# The counts the script fills in (data-count names), with their labels.
+_COUNTS = "".join(
+    f'<span>{text}</span><b data-count="{name}">?</b>'
+    for name, text in [
+        ("per_rank", "samples per process per epoch"),
+        ("batches", "mini-batches per epoch (per process)"),
+        ("last", "samples in the last mini-batch"),
+        ("dropped", "samples dropped per epoch"),
+        ("padded", "samples repeated to even out the processes"),
+        ("updates", "updates (iterations) per epoch"),
+        ("total", "updates (iterations) in the whole run"),
+        ("effective", "samples per update (batch × accumulation × W)"),
+    ]
+)
 
 
 def batch_explorer(**kwargs) -> HTML:
