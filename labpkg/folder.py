@@ -72,6 +72,7 @@ class SegmentationFolder(Dataset):
                 raise FileNotFoundError(f"{role} folder {folder} does not exist")
         self.size = (size, size) if isinstance(size, int) else size
         self.mask_values = dict(mask_values) if mask_values is not None else None
+        self._lookup = _lookup_table(self.mask_values) if self.mask_values is not None else None
         self.transform = transform
         self.files = _pairs(self.images, self.masks, names)
 
@@ -91,18 +92,28 @@ class SegmentationFolder(Dataset):
         return self.transform(image, mask) if self.transform else (image, mask)
 
     def _labels(self, raw: torch.Tensor, file: Path) -> torch.Tensor:
-        if self.mask_values is None:
+        if self._lookup is None:
             return raw
-        unknown = set(raw.unique().tolist()) - self.mask_values.keys()
-        if unknown:
+        # (H, W) -> (H, W): one gather; values past the table or unmapped come out as -1
+        labels = self._lookup[raw.clamp(0, len(self._lookup) - 1)]
+        labels[raw >= len(self._lookup)] = -1
+        if (labels < 0).any():  # the slow, exact message only on the error path
+            unknown = sorted(set(raw[labels < 0].unique().tolist()))
             raise ValueError(
-                f"{file.name} holds values {sorted(unknown)} that mask_values does not map; "
+                f"{file.name} holds values {unknown} that mask_values does not map; "
                 f"add them to mask_values (it maps {sorted(self.mask_values)})"
             )
-        lookup = torch.zeros(max(self.mask_values) + 1, dtype=torch.int64)
-        for value, label in self.mask_values.items():
-            lookup[value] = label
-        return lookup[raw]
+        return labels
+
+
+def _lookup_table(mask_values: dict[int, int]) -> torch.Tensor:
+    """``table[stored value] = class``, -1 where a value is not mapped."""
+    if min(mask_values) < 0 or min(mask_values.values()) < 0:
+        raise ValueError(f"mask_values maps stored values >= 0 to classes >= 0, got {mask_values}")
+    table = torch.full((max(mask_values) + 1,), -1, dtype=torch.int64)
+    for value, label in mask_values.items():
+        table[value] = label
+    return table
 
 
 def _pairs(images: Path, masks: Path, names: Sequence[str] | None) -> list[tuple[Path, Path]]:
@@ -197,6 +208,8 @@ class RandomFlipCrop:
         side = self.scale[0] + (self.scale[1] - self.scale[0]) * draw[1]
         h, w = max(1, round(height * side)), max(1, round(width * side))
         top, left = int(draw[2] * (height - h + 1)), int(draw[3] * (width - w + 1))
+        if (h, w) == (height, width):
+            return image, mask  # the whole image: nothing to crop or resize
         crop = (slice(top, top + h), slice(left, left + w))
         return resize_pair(image[:, crop[0], crop[1]], mask[crop], (height, width))
 

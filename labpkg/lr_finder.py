@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from labpkg.callbacks.lr import set_lr
+from labpkg.checkpoint import rng_state, set_rng_state
 
 __all__ = ["LRFinderResult", "lr_find"]
 
@@ -89,12 +90,11 @@ def lr_find(
     """
     _check(start_lr, end_lr, num_updates, smoothing, diverge)
     saved = _snapshot(trainer, loader)
+    rates = _rates(start_lr, end_lr, num_updates)
     try:
-        lrs, losses = _range_test(trainer, loader, _rates(start_lr, end_lr, num_updates), diverge,
-                                  smoothing)  # fmt: skip
+        lrs, losses, smoothed = _range_test(trainer, loader, rates, smoothing, diverge)
     finally:
         _restore(trainer, saved)  # also after an error or Ctrl-C: nothing stays changed
-    smoothed = _smooth(losses, smoothing)
     return LRFinderResult(lrs, losses, smoothed, _steepest(lrs, smoothed))
 
 
@@ -102,8 +102,11 @@ def _rates(start: float, end: float, n: int) -> list[float]:
     return [start * (end / start) ** (i / max(n - 1, 1)) for i in range(n)]
 
 
-def _range_test(trainer, loader, rates, diverge, smoothing) -> tuple[list[float], list[float]]:
-    model, lrs, losses = trainer.model, [], []
+def _range_test(trainer, loader, rates, beta, diverge) -> tuple[list, list, list]:
+    """Train one mini-batch per rate; stop once the smoothed loss passes ``diverge`` × its
+    minimum. Returns the rates used, the losses, and the losses smoothed."""
+    model, lrs, losses, smoothed = trainer.model, [], [], []
+    average = 0.0  # the moving average of the loss, before its bias correction
     model.train()
     for lr, (inputs, target) in zip(rates, _cycle(loader), strict=False):
         set_lr(trainer.optimizer, lr)
@@ -113,18 +116,11 @@ def _range_test(trainer, loader, rates, diverge, smoothing) -> tuple[list[float]
         trainer._optimizer_step()  # clipping, the float16 scaler, zero_grad
         lrs.append(lr)
         losses.append(loss.item())  # one host read per update: the test needs the number
-        smoothed = _smooth(losses, smoothing)
+        average = beta * average + (1 - beta) * losses[-1]
+        smoothed.append(average / (1 - beta ** len(losses)))  # the average starts at 0
         if not math.isfinite(losses[-1]) or smoothed[-1] > diverge * min(smoothed):
             break  # the loss has blown up: larger rates would tell nothing more
-    return lrs, losses
-
-
-def _smooth(losses: list[float], beta: float) -> list[float]:
-    average, out = 0.0, []
-    for t, loss in enumerate(losses, start=1):
-        average = beta * average + (1 - beta) * loss
-        out.append(average / (1 - beta**t))  # bias correction: the average starts at 0
-    return out
+    return lrs, losses, smoothed
 
 
 def _steepest(lrs: list[float], smoothed: list[float]) -> float:
@@ -157,16 +153,14 @@ def _generators(loader: DataLoader) -> list[torch.Generator]:
 
 
 def _snapshot(trainer, loader: DataLoader) -> dict:
-    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
     return {
         "generators": [(g, g.get_state()) for g in _generators(loader)],
         "model": copy.deepcopy(trainer.model.state_dict()),
         "optimizer": copy.deepcopy(trainer.optimizer.state_dict()),
         "scaler": copy.deepcopy(trainer.scaler.state_dict()),
         "state": copy.deepcopy(trainer.state),
-        "applied": trainer._applied_steps,
         "training": trainer.model.training,
-        "rng": (torch.get_rng_state(), cuda),
+        "rng": rng_state(),  # torch, CUDA, Python and NumPy, as checkpoints save them
     }
 
 
@@ -176,13 +170,11 @@ def _restore(trainer, saved: dict) -> None:
     trainer.optimizer.zero_grad(set_to_none=True)
     if saved["scaler"]:  # an empty dict: the scaler is off
         trainer.scaler.load_state_dict(saved["scaler"])
-    trainer.state, trainer._applied_steps = saved["state"], saved["applied"]
+    trainer.state = saved["state"]
     trainer.model.train(saved["training"])
-    torch.set_rng_state(saved["rng"][0])
+    set_rng_state(saved["rng"])
     for generator, state in saved["generators"]:
         generator.set_state(state)
-    if saved["rng"][1] is not None:
-        torch.cuda.set_rng_state_all(saved["rng"][1])
 
 
 def _check(start_lr, end_lr, num_updates, smoothing, diverge) -> None:

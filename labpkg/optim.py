@@ -70,9 +70,14 @@ def get_optimizer(
             kwargs[torch_name] = kwargs.pop(keras_name)
     if lr is not None:
         kwargs["lr"] = float(lr)  # also a NumPy number: checkpoints hold plain floats
-    if "lr" in kwargs and not (kwargs["lr"] > 0 and math.isfinite(kwargs["lr"])):
-        raise ValueError(f"lr must be a finite number > 0, got {kwargs['lr']}")
+    if "lr" in kwargs:
+        _check_lr(kwargs["lr"])
     return OPTIMIZERS[key](params, **kwargs)
+
+
+def _check_lr(lr: float) -> None:
+    if not (lr > 0 and math.isfinite(lr)):
+        raise ValueError(f"lr must be a finite number > 0, got {lr}")
 
 
 # ---------------------------------------------------------------- the update rules, written out
@@ -89,8 +94,7 @@ class RuleOptimizer(torch.optim.Optimizer):
     ``lr``), the per-weight ``state`` and ``state_dict``; a subclass writes only ``update``."""
 
     def __init__(self, params: Iterable, **defaults: Any) -> None:
-        if not (defaults["lr"] > 0 and math.isfinite(defaults["lr"])):
-            raise ValueError(f"lr must be a finite number > 0, got {defaults['lr']}")
+        _check_lr(defaults["lr"])
         if defaults.get("weight_decay", 0) < 0:
             raise ValueError(f"weight_decay must be >= 0, got {defaults['weight_decay']}")
         super().__init__(params, defaults)
@@ -217,15 +221,10 @@ class AdamW(Adam):
 
     decoupled = True
 
-    def __init__(
-        self,
-        params: Iterable,
-        lr: float = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 1e-2,
-    ) -> None:
-        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+    def __init__(self, params: Iterable, lr: float = 1e-3, weight_decay: float = 1e-2,
+                 **options: Any) -> None:  # fmt: skip
+        # only the default decay differs from Adam's (torch.optim.AdamW's is 1e-2)
+        super().__init__(params, lr=lr, weight_decay=weight_decay, **options)
 
 
 #: The hand-written optimizers by their torch.optim name.

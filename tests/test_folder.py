@@ -57,6 +57,8 @@ def test_mask_values_map_file_values_to_classes_and_unknown_values_are_named(tmp
     assert mapped.tolist() == [[1, 0], [255, 255]]
     with pytest.raises(ValueError, match=r"values \[3\] that mask_values does not map"):
         SegmentationFolder(*folder, size=None, mask_values={1: 1, 2: 0})[0]
+    with pytest.raises(ValueError, match="classes >= 0"):
+        SegmentationFolder(*folder, mask_values={1: -1})
 
 
 def test_names_choose_and_order_the_pairs(folder):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 import math
+import random
 
+import numpy as np
 import pytest
 import torch
 from helpers import loader, tiny_data, tiny_trainer
@@ -27,6 +29,8 @@ def _everything(trainer, data_loader):
         "optimizer": copy.deepcopy(trainer.optimizer.state_dict()),
         "state": copy.deepcopy(trainer.state),
         "rng": torch.get_rng_state(),
+        "python": random.getstate(),
+        "numpy": np.random.get_state()[1].copy(),  # noqa: NPY002 (the global generator)
         "loader": data_loader.generator.get_state(),
         "training": trainer.model.training,
     }
@@ -39,13 +43,30 @@ def _assert_same(before, after):
     torch.testing.assert_close(before["optimizer"], after["optimizer"], rtol=0, atol=0)
     assert before["state"] == after["state"]
     assert torch.equal(before["rng"], after["rng"])
+    assert before["python"] == after["python"]
+    assert (before["numpy"] == after["numpy"]).all()
     assert torch.equal(before["loader"], after["loader"])
     assert before["training"] == after["training"]
 
 
+class _Jittered(torch.utils.data.Dataset):
+    """Augmentation that draws from Python's and NumPy's generators, as user code does."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, i):
+        image, mask = self.data[i]
+        return image * (1 + 0.01 * random.random() + 0.01 * np.random.rand()), mask  # noqa: NPY002
+
+
 def test_the_range_test_restores_model_optimizer_counters_and_random_state_bit_for_bit():
     trainer = _trained_trainer()
-    data = loader(tiny_data(16), shuffle=True, generator=torch.Generator().manual_seed(3))
+    generator = torch.Generator().manual_seed(3)
+    data = loader(_Jittered(tiny_data(16)), shuffle=True, generator=generator)
     trainer.model.eval()  # a mode the test must give back too
     before = _everything(trainer, data)
     result = labpkg.lr_find(trainer, data, num_updates=20)
@@ -90,9 +111,14 @@ def test_the_suggestion_is_the_steepest_fall_before_the_minimum():
     assert lr_finder._steepest(lrs, [1.0, 2, 3, 4, 5, 6, 7]) == lrs[0]  # never fell
 
 
-def test_smoothing_is_a_bias_corrected_moving_average():
-    assert lr_finder._smooth([1.0, 1.0, 1.0], 0.9) == pytest.approx([1.0, 1.0, 1.0])
-    assert lr_finder._smooth([2.0, 0.0], 0.5) == pytest.approx([2.0, (0.5 * 1.0) / 0.75])
+def test_the_smoothed_loss_is_a_bias_corrected_moving_average_of_the_losses():
+    result = labpkg.lr_find(tiny_trainer(), loader(tiny_data(8)), num_updates=12, smoothing=0.8)
+    average, expected = 0.0, []
+    for t, loss in enumerate(result.losses, start=1):
+        average = 0.8 * average + 0.2 * loss
+        expected.append(average / (1 - 0.8**t))
+    assert result.smoothed == pytest.approx(expected, rel=1e-12)
+    assert result.smoothed[0] == pytest.approx(result.losses[0])  # corrected: no pull to 0
 
 
 def test_an_error_mid_test_still_restores_everything():
