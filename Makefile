@@ -52,13 +52,19 @@ serve:
 
 # `pytest`, not `python -m pytest`: the latter puts the checkout on sys.path, and the tests
 # would import ./labpkg instead of the installed package.
+# Two workers (pytest-xdist): one runs the Colab rehearsal of every notebook, the book build
+# from those executions and the browser tests, in that order (one xdist group, "site"); the
+# other runs the unit tests meanwhile. One thread per process: two cores, no oversubscription.
+PYTEST_FLAGS ?= -n 2 --dist loadgroup --durations=15
 test: $(PKG) lint
-	$(BIN)/pytest
+	OMP_NUM_THREADS=1 $(BIN)/pytest $(PYTEST_FLAGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
-	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	@start=$$(date +%s); set -e; \
+	$(BIN)/ruff check .; \
+	$(BIN)/ruff format --check .; \
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml; \
+	echo "lint took $$(( $$(date +%s) - start )) s"
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

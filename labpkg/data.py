@@ -203,13 +203,18 @@ class SyntheticShapes(Dataset):
         return self.images[index], self.masks[index]
 
 
-def train_val_split(dataset: Dataset, val_fraction: float = 0.2, seed: int = 0):
+def train_val_split(
+    dataset: Dataset, val_fraction: float = 0.2, seed: int = 0, val_dataset: Dataset | None = None
+):
     """Split a dataset into disjoint training and validation subsets, at random.
 
     Args:
         dataset: any map-style dataset with ``len``.
         val_fraction: share of samples held out for validation, in (0, 1) (default 0.2).
         seed: the permutation seed (default 0).
+        val_dataset: where to take the validation samples from (default ``dataset``): the
+            same samples read another way, typically without the training augmentation, so
+            that validation measures the images as they are. Must have ``dataset``'s length.
 
     Returns:
         ``(train, val)`` as ``torch.utils.data.Subset`` objects.
@@ -225,8 +230,15 @@ def train_val_split(dataset: Dataset, val_fraction: float = 0.2, seed: int = 0):
     n_val = round(n * val_fraction)
     if n_val == 0 or n_val == n:
         raise ValueError(f"val_fraction={val_fraction} leaves an empty split of {n} samples")
+    if val_dataset is None:
+        val_dataset = dataset
+    elif len(val_dataset) != n:
+        raise ValueError(
+            f"val_dataset has {len(val_dataset)} samples and dataset {n}: pass the same samples "
+            "(e.g. the same folder without transform=)"
+        )
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
-    return Subset(dataset, order[n_val:]), Subset(dataset, order[:n_val])
+    return Subset(dataset, order[n_val:]), Subset(val_dataset, order[:n_val])
 
 
 def make_loaders(

@@ -27,8 +27,12 @@ class UNetConfig:
         batch_norm: BatchNorm after each convolution (default True).
 
     Example:
-        >>> UNetConfig().depth
-        4
+        >>> UNetConfig(depth=2, base_width=4)  # a tiny U-Net for tests: 4 and 8 channels
+        UNetConfig(in_channels=3, num_classes=4, base_width=4, depth=2, batch_norm=True)
+        >>> UNetConfig(depth=1)
+        Traceback (most recent call last):
+        ...
+        ValueError: depth must be >= 2 levels, got 1
     """
 
     in_channels: int = 3

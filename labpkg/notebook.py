@@ -40,27 +40,35 @@ def show_image(path: str | os.PathLike) -> Any:
     return Image(filename=os.fspath(path))
 
 
-def glue(name: str, value: Any) -> Any:
+#: Where myst-nb's glue keeps a value: an output whose MIME types carry this prefix, which
+#: notebook front ends do not render and the book build reads back (``{glue:text}`name```).
+GLUE_PREFIX = "application/papermill.record/"
+
+
+def glue(name: str, value: Any) -> None:
     """Name a computed value so the page's prose can print it: ``{glue:text}`name:.3f```.
 
-    The sentence then shows what the cell computed on the machine that built the page, and
-    cannot drift from it. Where the book's builder (``myst_nb``) is not installed, as on
-    Colab, it does nothing: the printed output of the cell says the same.
+    The sentence then shows what the cell computed on the machine that ran the notebook, and
+    cannot drift from it. The value is stored as a hidden output of the cell, in the format
+    of myst-nb's ``glue`` (so a kernel needs no book tooling installed, as on Colab); a
+    notebook shows nothing for it. Outside IPython it does nothing.
 
     Args:
         name: a name unique within the chapter.
         value: a number (or short text); give plain Python numbers, e.g. ``float(x)``.
 
-    Returns:
-        ``value``, so a cell can glue and use a number in one line.
-
     Example:
-        >>> glue("epochs", 5)
-        5
+        >>> glue("epochs", 5)  # in a plain interpreter: stores nothing, shows nothing
     """
     try:
-        from myst_nb import glue as myst_glue
-    except ImportError:  # Colab or a plain Jupyter: nothing to paste into
-        return value
-    myst_glue(name, value, display=False)
-    return value
+        from IPython import get_ipython
+    except ImportError:  # no IPython at all: nothing to store the value in
+        return
+    shell = get_ipython()
+    if shell is None:  # a plain interpreter or script
+        return
+    bundle, metadata = shell.display_formatter.format(value)
+    metadata["scrapbook"] = {"name": name, "mime_prefix": GLUE_PREFIX}
+    from IPython.display import display
+
+    display({GLUE_PREFIX + k: v for k, v in bundle.items()}, raw=True, metadata=metadata)

@@ -30,8 +30,9 @@ class Recipe:
     """Everything that decides a training run, with the defaults we measured.
 
     Example:
-        >>> Recipe().batch_size
-        8
+        >>> quick = Recipe(epochs=2, samples_per_epoch=64)  # frozen: change by making a new one
+        >>> quick.batch_size, quick.samples_per_epoch // quick.batch_size  # updates per epoch
+        (8, 8)
     """
 
     difficulty: str = "medium"

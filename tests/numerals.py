@@ -38,16 +38,17 @@ def prose_numerals(notebook: Path) -> list[str]:
         text = "".join(cell["source"])
         for pattern in (_CODE_BLOCK, _ROLE, _INLINE_CODE, _LINK_TARGET, _DIRECTIVE_OPTION):
             text = pattern.sub(" ", text)
-        text = _LIST_MARKER.sub(" ", text)
-        for match in _NUMERAL.finditer(text):
-            percent = re.match(r"\s?%", text[match.end() :])  # "50 %" states 0.5
-            found.append(match[1] + (" %" if percent else ""))
+        found += numerals_in(_LIST_MARKER.sub(" ", text))
     return found
 
 
 def numerals_in(text: str) -> list[str]:
-    """Every numeral of a plain text, as written (``"1,000"``, ``"0.25"``)."""
-    return [match[1] for match in _NUMERAL.finditer(text)]
+    """Every numeral of a plain text, as written (``"1,000"``, ``"0.25"``, ``"50 %"``)."""
+    found = []
+    for match in _NUMERAL.finditer(text):
+        percent = re.match(r"\s?%", text[match.end() :])  # "50 %" states 0.5
+        found.append(match[1] + (" %" if percent else ""))
+    return found
 
 
 def value(numeral: str) -> float:

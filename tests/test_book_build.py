@@ -9,6 +9,8 @@ import pytest
 from conftest import ROOT, drawing_cells, toc_files
 from numerals import GLUE_ROLE
 
+pytestmark = pytest.mark.xdist_group("site")  # one worker runs the rehearsal, build, browser
+
 
 def test_clean_build_has_no_warnings(built_site):
     # Sphinx writes "file:line: WARNING: ..."; the kernel's own "[IPKernelApp] WARNING |" lines
@@ -29,8 +31,8 @@ def test_setup_chapter_shows_its_executed_outputs(built_site):
     page = (built_site.html / "lessons" / "00_setup.html").read_text()
     assert "training device:" in page  # printed by a cell, so the notebook was executed
     assert "(8, 4, 64, 64)" in page
-    # the Colab install cell is hidden on the site (tag remove-input)
-    assert "google.colab" not in page
+    # the Colab install cell, and what %pip printed, are hidden on the site (tag remove-cell)
+    assert "google.colab" not in page and "restart the kernel" not in page
 
 
 def test_widget_scripts_are_served_by_the_site_itself(built_site):
@@ -54,9 +56,8 @@ LESSONS = sorted((ROOT / "lessons").glob("*.ipynb"))
 
 
 @pytest.mark.parametrize("notebook", LESSONS, ids=lambda p: p.name)
-def test_every_drawing_cell_has_its_figure_in_the_executed_notebook(built_site, notebook):
-    executed = built_site.html.parent / "jupyter_execute" / "lessons" / notebook.name
-    cells = json.loads(executed.read_text())["cells"]
+def test_every_drawing_cell_has_its_figure_in_the_executed_notebook(rehearsal, notebook):
+    cells = json.loads(rehearsal.runs[notebook.name].executed.read_text())["cells"]
     missing = [
         i
         for i in drawing_cells(notebook)
@@ -77,26 +78,14 @@ def _glued_values(executed: dict) -> dict[str, str]:
     return values
 
 
-def _executed(built_site, source: dict) -> dict:
-    """The build's executed copy of a notebook, outputs and all. The copy under
-    jupyter_execute/ drops the glue outputs, so take it from the build's execution cache."""
-    wanted = ["".join(c["source"]) for c in source["cells"] if c["cell_type"] == "code"]
-    cache = built_site.html.parent / ".jupyter_cache" / "executed"
-    for path in cache.glob("*/base.ipynb"):
-        executed = json.loads(path.read_text())
-        code = [c for c in executed["cells"] if c["cell_type"] == "code"]  # all it keeps
-        if ["".join(c["source"]) for c in code] == wanted:
-            return executed
-    raise AssertionError("the build's execution cache holds no run of this notebook")
-
-
 @pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "lessons").glob("*.ipynb")))
-def test_glued_numbers_appear_on_the_page_as_the_cells_computed_them(built_site, name):
+def test_glued_numbers_appear_on_the_page_as_the_cells_computed_them(rehearsal, built_site, name):
     from myst_nb.core.variables import format_plain_text
 
     source = json.loads((ROOT / "lessons" / f"{name}.ipynb").read_text())
     roles = GLUE_ROLE.findall("".join("".join(c["source"]) for c in source["cells"]))
-    values = _glued_values(_executed(built_site, source)) if roles else {}
+    executed = json.loads(rehearsal.runs[f"{name}.ipynb"].executed.read_text())
+    values = _glued_values(executed)
     page = re.sub(r"<[^>]+>", "", (built_site.html / "lessons" / f"{name}.html").read_text())
     assert "glue:text" not in page
     for key, spec in roles:

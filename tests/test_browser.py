@@ -2,6 +2,11 @@
 
 Chromium comes from the system (Debian's `chromium`); Playwright never downloads a browser.
 Locally the test skips if Chromium is missing; in CI (CI=true) a missing browser is a failure.
+
+Each page is opened once per theme (``pages.Look``, several pages at a time): the visit
+records what the page tests below check (title, errors, requests, figures and their pixels,
+the Colab link), so the checks stay separate tests without loading a page once per check.
+The interactive tests (explorer, widget) drive a page of their own.
 """
 
 from __future__ import annotations
@@ -16,14 +21,9 @@ from urllib.parse import urlparse
 
 import pytest
 from conftest import ROOT, drawing_cells, toc_files
+from pages import CHROMIUM, LAUNCH_ARGS, VIEWPORT, is_local, is_noise, look_at_all
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-# Console noise that is not ours and appears with the stock configuration too.
-KNOWN_NOISE = (
-    "Identifier 'THEBE_JS_URL' has already been declared",
-    "Got invalid theme mode: . Resetting to auto.",  # theme, first visit: no stored mode
-)
+pytestmark = pytest.mark.xdist_group("site")  # one worker runs the rehearsal, build, browser
 
 
 def _require_chromium() -> None:
@@ -77,7 +77,7 @@ class PageVisit:
         self.page.on("console", self._on_console)
         self.page.on("pageerror", lambda e: self._record(f"pageerror: {e}"))
         # Anything not served by 127.0.0.1 is blocked (and recorded above).
-        self.page.route(lambda u: not _is_local(u), lambda route: route.abort())
+        self.page.route(lambda u: not is_local(u), lambda route: route.abort())
         self.response = self.page.goto(url, wait_until="load")
 
     def _on_console(self, msg) -> None:
@@ -85,61 +85,50 @@ class PageVisit:
             self._record(f"console: {msg.text}")
 
     def _record(self, error: str) -> None:
-        if not any(noise in error for noise in KNOWN_NOISE):
+        if not is_noise(error):
             self.errors.append(error)
 
     def close(self) -> None:
         self.context.close()
 
 
-def _is_local(url: str) -> bool:
-    parsed = urlparse(url)
-    return parsed.scheme in {"data", "blob", "about"} or parsed.hostname == "127.0.0.1"
-
-
 PAGES = toc_files()
 LESSONS = [e for e in PAGES if e.startswith("lessons/")]
-VIEWPORT = {"width": 1280, "height": 800}  # a common laptop screen
+THEMES = ("light", "dark")
 
 
+@pytest.fixture(scope="module")
+def look(site_url):
+    """``look(entry, theme)``: what the visit of that page found. The first use visits every
+    page in both themes, several at a time."""
+    _require_chromium()
+    looks = look_at_all(site_url, PAGES, list(THEMES))
+    return lambda entry, theme: looks[entry, theme]
+
+
+@pytest.mark.parametrize("theme", THEMES)
 @pytest.mark.parametrize("entry", PAGES)
-def test_page_loads_offline_with_title_images_and_no_errors(browser, site_url, entry):
-    visit = PageVisit(browser, f"{site_url}/{entry}.html")
-    try:
-        page = visit.page
-        assert visit.response is not None and visit.response.ok
-        page.wait_for_load_state("networkidle")
-        assert page.title().endswith("Training Loop Lab")
-        assert page.locator("main h1").first.inner_text().strip()
-        broken = page.evaluate(
-            "Array.from(document.images)"
-            ".filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)"
-        )
-        assert broken == []
-        assert visit.errors == []
-        outside = [u for u in visit.requests if not _is_local(u)]
-        assert outside == [], "requests left 127.0.0.1"
-    finally:
-        visit.close()
+def test_page_loads_offline_with_title_images_and_no_errors(look, entry, theme):
+    seen = look(entry, theme)
+    assert seen.ok
+    assert seen.theme == theme
+    assert seen.title.endswith("Training Loop Lab")
+    assert seen.heading
+    assert seen.broken_images == []
+    assert seen.errors == []
+    assert seen.outside_requests == [], "requests left 127.0.0.1"
 
 
 @pytest.mark.parametrize("entry", LESSONS)
-def test_colab_button_points_at_this_notebook(browser, site_url, book_config, entry):
+def test_colab_button_points_at_this_notebook(look, book_config, entry):
     repo = book_config["repository"]
     expected = (
         f"https://colab.research.google.com/github/{urlparse(repo['url']).path.strip('/')}"
         f"/blob/{repo['branch']}/{entry}.ipynb"
     )
-    visit = PageVisit(browser, f"{site_url}/{entry}.html")
-    try:
-        hrefs = visit.page.eval_on_selector_all(
-            "a[href^='https://colab.research.google.com']", "els => els.map(e => e.href)"
-        )
-        assert hrefs == [expected]
-        download = visit.page.locator("a[href$='.ipynb'], button[onclick*='.ipynb']")
-        assert download.count() >= 1, "no .ipynb download button"
-    finally:
-        visit.close()
+    seen = look(entry, "light")
+    assert seen.colab_links == [expected]
+    assert seen.downloads >= 1, "no .ipynb download button"
 
 
 def test_setup_chapter_renders_its_progress_widget(browser, site_url):
@@ -243,81 +232,30 @@ def test_batch_explorer_updates_its_counts_without_a_kernel(browser, site_url):
 
 
 # --------------------------------------------------------------------------------- figures
-FIGURES = "div.cell_output img[src*='_images/']"
 TEN_POINT_PX = 10 * 96 / 72  # CSS pixels
 
 
-def _figures(page) -> list[dict]:
-    page.wait_for_load_state("networkidle")
-    return page.eval_on_selector_all(
-        FIGURES,
-        """els => els.map(e => {
-            const s = getComputedStyle(e);
-            const pad = parseFloat(s.paddingLeft) + parseFloat(s.paddingRight);
-            return {src: e.getAttribute('src'), width: e.clientWidth - pad,
-                    natural: e.naturalWidth, padding: parseFloat(s.paddingLeft)};
-        })""",
-    )
-
-
 @pytest.mark.parametrize("entry", LESSONS)
-def test_every_drawing_cell_has_its_figure_on_the_page_at_a_readable_size(
-    browser, site_url, built_site, entry
-):
+def test_every_drawing_cell_has_its_figure_on_the_page_at_a_readable_size(look, built_site, entry):
     from PIL import Image
 
     import labpkg.viz
 
     expected = len(drawing_cells(ROOT / f"{entry}.ipynb"))
-    visit = PageVisit(browser, f"{site_url}/{entry}.html")
-    try:
-        figures = _figures(visit.page)
-        assert len(figures) == expected, f"{len(figures)} figures for {expected} drawing cells"
-        for fig in figures:
-            dpi = Image.open(built_site.html / "_images" / fig["src"].split("/")[-1]).info["dpi"][0]
-            scale = fig["width"] / fig["natural"]  # CSS px per image px
-            smallest = labpkg.viz.MIN_FONT_PT * dpi / 72 * scale
-            assert smallest >= TEN_POINT_PX, f"{fig['src']}: text {smallest:.1f} px as rendered"
-    finally:
-        visit.close()
+    figures = look(entry, "light").figures
+    assert len(figures) == expected, f"{len(figures)} figures for {expected} drawing cells"
+    for fig in figures:
+        dpi = Image.open(built_site.html / "_images" / fig["src"].split("/")[-1]).info["dpi"][0]
+        scale = fig["width"] / fig["natural"]  # CSS px per image px
+        smallest = labpkg.viz.MIN_FONT_PT * dpi / 72 * scale
+        assert smallest >= TEN_POINT_PX, f"{fig['src']}: text {smallest:.1f} px as rendered"
 
 
-def _luminance(rgb):
-    """WCAG relative luminance of an (..., 3) array of 0-255 sRGB values."""
-    import numpy as np
-
-    c = np.asarray(rgb, dtype=float) / 255
-    linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-    return linear @ [0.2126, 0.7152, 0.0722]
-
-
-@pytest.mark.parametrize("theme", ["light", "dark"])
-def test_figures_keep_light_paper_and_dark_ink_in_both_themes(browser, site_url, theme):
-    import io
-
-    import numpy as np
-    from PIL import Image
-
-    checked = 0
-    for entry in LESSONS:
-        visit = PageVisit(browser, f"{site_url}/{entry}.html", theme=theme)
-        try:
-            assert visit.page.evaluate("document.documentElement.dataset.theme") == theme
-            for i, fig in enumerate(_figures(visit.page)):
-                shot = visit.page.locator(FIGURES).nth(i).screenshot()
-                image = Image.open(io.BytesIO(shot)).convert("RGB")
-                pad = round(fig["padding"])  # the dark theme frames images with a padding
-                w, h = image.size
-                content = image.crop((pad, pad, w - pad, h - pad))
-                lum = _luminance(content)  # (H, W)
-                paper = float(np.median(np.concatenate([lum[1], lum[-2]])))  # the margins
-                ink = float(lum.min())
-                where = f"{entry} figure {i + 1} ({theme})"
-                assert paper > 0.5, f"{where}: paper luminance {paper:.2f}"
-                assert (paper + 0.05) / (ink + 0.05) >= 7, (
-                    f"{where}: paper {paper:.2f} ink {ink:.3f}"
-                )
-                checked += 1
-        finally:
-            visit.close()
-    assert checked > 0
+@pytest.mark.parametrize("theme", THEMES)
+@pytest.mark.parametrize("entry", LESSONS)
+def test_figures_keep_light_paper_and_dark_ink_in_both_themes(look, entry, theme):
+    for i, fig in enumerate(look(entry, theme).figures):
+        where = f"{entry} figure {i + 1} ({theme})"
+        assert fig["paper"] > 0.5, f"{where}: paper luminance {fig['paper']:.2f}"
+        contrast = (fig["paper"] + 0.05) / (fig["ink"] + 0.05)
+        assert contrast >= 7, f"{where}: paper {fig['paper']:.2f} ink {fig['ink']:.3f}"

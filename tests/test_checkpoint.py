@@ -76,39 +76,6 @@ def test_rng_state_round_trip_restores_every_generator(tmp_path):
     assert (random.random(), np.random.rand()) == expected[1:]  # noqa: NPY002
 
 
-def _run(tmp_path, epochs, callbacks=(), resume_from=None):
-    torch.manual_seed(0)
-    data = loader(tiny_data(24), batch_size=4, shuffle=True)
-    trainer = tiny_trainer(tiny_model(seed=5, batch_norm=True), lr=0.05)
-    trainer.fit(data, epochs=epochs, callbacks=list(callbacks), verbose=0, resume_from=resume_from)
-    return trainer
-
-
-def test_resume_after_an_interrupt_gives_bitwise_equal_weights(tmp_path):
-    straight = _run(tmp_path, epochs=4)
-
-    class InterruptInEpoch3(labpkg.Callback):
-        def on_train_batch_begin(self, batch, logs=None):
-            if self.trainer.state.epoch == 2 and batch == 3:
-                raise KeyboardInterrupt
-
-    every_epoch = ModelCheckpoint(str(tmp_path / "last.pt"))
-    with pytest.warns(UserWarning, match="interrupted"):
-        _run(tmp_path, epochs=4, callbacks=[every_epoch, InterruptInEpoch3()])
-    torch.manual_seed(123)  # a different global state: the checkpoint must restore it
-    resumed = _run(
-        tmp_path,
-        epochs=4,
-        callbacks=[ModelCheckpoint(str(tmp_path / "last.pt"))],
-        resume_from=tmp_path / "last.pt",
-    )
-    assert resumed.state.global_step == straight.state.global_step == 24
-    for a, b in zip(
-        straight.model.state_dict().values(), resumed.model.state_dict().values(), strict=True
-    ):
-        assert torch.equal(a, b)
-
-
 def test_checkpoint_from_a_different_model_names_the_keys(tmp_path):
     trainer = tiny_trainer()
     trainer.save_checkpoint(str(tmp_path / "c.pt"))

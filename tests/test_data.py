@@ -129,3 +129,16 @@ def test_arithmetic_rejects_bad_counts(bad):
     args = {"n": 10, "batch_size": 2, "world_size": 1} | bad
     with pytest.raises(ValueError, match=next(iter(bad))):
         batches_per_epoch(**args)
+
+
+def test_validation_can_read_the_same_samples_from_an_unaugmented_copy():
+    augmented = labpkg.SyntheticShapes(10, seed=0)
+    plain = torch.utils.data.TensorDataset(torch.arange(10))  # stands for the same samples
+    train, val = labpkg.train_val_split(augmented, 0.3, seed=1, val_dataset=plain)
+    assert train.dataset is augmented and val.dataset is plain
+    assert sorted(train.indices + val.indices) == list(range(10))  # disjoint, all covered
+    assert [val[i][0].item() for i in range(len(val))] == val.indices
+    with pytest.raises(ValueError, match="val_dataset has 9 samples and dataset 10"):
+        labpkg.train_val_split(
+            augmented, 0.3, val_dataset=torch.utils.data.TensorDataset(torch.arange(9))
+        )

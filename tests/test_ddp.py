@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -33,22 +34,31 @@ def _fit(train_loader, val_loader, probe=None):
     return trainer, history
 
 
-def _gloo_process(rank: int, work, init_file: str, out_dir: str) -> None:
-    """One of WORLD processes: join a gloo group, run ``work(rank)``, save what it returns."""
+def _gloo_process(rank: int, works, init_file: str, out_dir: str) -> None:
+    """One of WORLD processes: join a gloo group, run each ``work(rank)``, save the results."""
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
     try:
-        torch.save(work(rank), f"{out_dir}/rank{rank}.pt")
+        results = {work.__name__: work(rank) for work in works}
+        torch.save(results, f"{out_dir}/rank{rank}.pt")
     finally:
         dist.destroy_process_group()
 
 
-def on_two_processes(work, tmp_path) -> list[dict]:
-    """Run the module-level function ``work(rank) -> dict`` on WORLD gloo processes on this
-    CPU; return each rank's dict (saved as tensors and plain values, loaded weights-only)."""
-    mp.spawn(
-        _gloo_process, args=(work, str(tmp_path / "init"), str(tmp_path)), nprocs=WORLD, join=True
-    )
-    return [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(WORLD)]
+def on_two_processes(works, folder) -> list[dict]:
+    """Run the module-level functions ``work(rank) -> dict`` one after the other on WORLD gloo
+    processes on this CPU; return each rank's ``{work name: dict}`` (tensors and plain
+    values, loaded weights-only)."""
+    args = (works, str(folder / "init"), str(folder))
+    mp.spawn(_gloo_process, args=args, nprocs=WORLD, join=True)
+    return [torch.load(folder / f"rank{r}.pt", weights_only=True) for r in range(WORLD)]
+
+
+@pytest.fixture(scope="module")
+def ranks(tmp_path_factory) -> list[dict]:
+    """Every multi-process case of this module, run in one pair of processes (starting
+    interpreters is the slow part)."""
+    works = (_train, _evaluate_and_shard, _global_batchnorm)
+    return on_two_processes(works, tmp_path_factory.mktemp("gloo"))
 
 
 def _train(rank: int) -> dict:
@@ -66,8 +76,8 @@ def _train(rank: int) -> dict:
     }
 
 
-def test_two_gloo_processes_match_one_process_with_twice_the_batch(tmp_path):
-    ranks = on_two_processes(_train, tmp_path)
+def test_two_gloo_processes_match_one_process_with_twice_the_batch(ranks):
+    ranks = [r["_train"] for r in ranks]
 
     per_rank = labpkg.batches_per_epoch(N, BATCH, world_size=WORLD)  # ceil(ceil(24/2)/3) = 4
     for r in ranks:
@@ -144,8 +154,8 @@ def _evaluate_and_shard(rank: int) -> dict:
     return result
 
 
-def test_validation_on_an_odd_sized_set_equals_one_process_and_loader_options_are_kept(tmp_path):
-    ranks = on_two_processes(_evaluate_and_shard, tmp_path)
+def test_validation_on_an_odd_sized_set_equals_one_process_and_loader_options_are_kept(ranks):
+    ranks = [r["_evaluate_and_shard"] for r in ranks]
     single = _single_process_scores()
     for r in ranks:
         # bitwise would be too strict for the loss (a different summation order), not counts
@@ -169,8 +179,8 @@ def _global_batchnorm(rank: int) -> dict:
     return {"y": y.detach(), "dx": x.grad, "dw": layer.weight.grad, "mean": layer.running_mean}
 
 
-def test_global_batchnorm_on_two_processes_equals_batchnorm_on_the_whole_batch(tmp_path):
-    ranks = on_two_processes(_global_batchnorm, tmp_path)
+def test_global_batchnorm_on_two_processes_equals_batchnorm_on_the_whole_batch(ranks):
+    ranks = [r["_global_batchnorm"] for r in ranks]
     torch.manual_seed(0)
     x = torch.randn(8, 3, 4, 4).requires_grad_()
     layer = torch.nn.BatchNorm2d(3)

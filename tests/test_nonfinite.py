@@ -8,15 +8,15 @@ make that happen on purpose (every target pixel is background).
 from __future__ import annotations
 
 import math
-import subprocess
 
 import pytest
 import torch
-from helpers import loader, run_python, tiny_model
+from helpers import loader, tiny_model
 from torch.utils.data import TensorDataset
 
 import labpkg
 from labpkg.callbacks import EarlyStopping, LearningRateScheduler, ModelCheckpoint
+from labpkg.cli import main
 
 
 def all_background(n: int = 8, size: int = 8) -> TensorDataset:
@@ -152,17 +152,12 @@ def test_a_schedule_returning_nan_inf_or_negative_stops_with_a_clear_error(bad):
     assert trainer.state.epoch == 1  # found at the epoch that asked for it, before training it
 
 
-def _cli(*args: str, cwd) -> subprocess.CompletedProcess:
+def test_cli_refuses_lr_inf_and_exits_non_zero_when_training_diverged(tmp_path, capsys):
     small = ["--samples", "32", "--val-samples", "8", "--image-size", "16", "--base-width", "4"]
-    return run_python(
-        "-m", "labpkg", "train", *small, "--verbose", "0", *args, cwd=cwd, timeout=300
-    )
-
-
-def test_cli_refuses_lr_inf_and_exits_non_zero_when_training_diverged(tmp_path):
-    proc = _cli("--lr", "inf", cwd=tmp_path)
-    assert proc.returncode == 2 and "--lr: must be a finite number > 0" in proc.stderr
-    proc = _cli("--lr", "1e30", "--optimizer", "sgd", "--epochs", "2", cwd=tmp_path)
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "training diverged" in proc.stderr
-    assert not (tmp_path / "runs" / "latest" / "best.pt").exists()  # no NaN model as "best"
+    out = ["--out", str(tmp_path / "run"), "--verbose", "0"]
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", *small, *out, "--lr", "inf"])
+    assert exit_.value.code == 2 and "--lr: must be a finite number > 0" in capsys.readouterr().err
+    status = main(["train", *small, *out, "--lr", "1e30", "--optimizer", "sgd", "--epochs", "2"])
+    assert status == 1 and "training diverged" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "best.pt").exists()  # no NaN model as "best"

@@ -30,7 +30,7 @@ def test_first_cell_installs_pinned_labpkg_only_on_colab(path, book_config):
     first = _cells(path)[0]
     source = "".join(first["source"])
     assert first["cell_type"] == "code"
-    assert "remove-input" in first["metadata"].get("tags", [])
+    assert "remove-cell" in first["metadata"].get("tags", [])  # on the site: hidden
     assert 'if "google.colab" in sys.modules:' in source
     match = INSTALL.search(source)
     assert match, f"{path.name}: no pinned '%pip install \"labpkg @ git+URL@vX\"' line"

@@ -7,7 +7,6 @@ import sys
 import numpy as np
 import pytest
 import torch
-from helpers import run_python
 from PIL import Image
 
 from labpkg.pets import BORDER, OxfordPetSegmentation
@@ -54,13 +53,6 @@ def test_download_without_torchvision_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torchvision.datasets", None)
     with pytest.raises(ImportError, match=r"labpkg\[datasets\]"):
         OxfordPetSegmentation(tmp_path, download=True)
-
-
-def test_torchvision_is_not_imported_by_labpkg():
-    # a fresh interpreter: in this one another test may have imported torchvision already
-    code = "import sys, labpkg, labpkg.pets; print('torchvision' in sys.modules)"
-    out = run_python("-c", code, check=True)
-    assert out.stdout.strip() == "False"
 
 
 def test_why_no_download_names_the_missing_extra(monkeypatch):

@@ -40,8 +40,18 @@ class ModelCheckpoint(Callback):
         initial_value_threshold: a first ``best`` to beat (``save_best_only`` only).
 
     Example:
-        >>> ModelCheckpoint("best_model.pt", save_best_only=True).monitor
-        'val_loss'
+        >>> import os, tempfile, torch
+        >>> from torch.utils.data import DataLoader, TensorDataset
+        >>> from labpkg.trainer import Trainer
+        >>> model = torch.nn.Conv2d(3, 2, kernel_size=1)  # a "segmentation model" of one layer
+        >>> trainer = Trainer(model, torch.optim.SGD(model.parameters(), 0.5), "cross_entropy")
+        >>> pairs = TensorDataset(torch.rand(8, 3, 4, 4), torch.randint(0, 2, (8, 4, 4)))
+        >>> data = DataLoader(pairs, batch_size=4)
+        >>> folder = tempfile.mkdtemp()
+        >>> best = ModelCheckpoint(os.path.join(folder, "best.pt"), save_best_only=True)
+        >>> _ = trainer.fit(data, epochs=3, validation_data=data, callbacks=[best], verbose=0)
+        >>> os.listdir(folder), best.best == min(trainer.history.history["val_loss"])
+        (['best.pt'], True)
     """
 
     rank_zero_only = True

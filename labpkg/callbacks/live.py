@@ -29,8 +29,9 @@ class LivePlot(Callback):
         keys: log keys to plot (default: all but ``learning_rate``).
 
     Example:
-        >>> LivePlot(keys=["loss", "val_loss"]).keys
-        ['loss', 'val_loss']
+        >>> live = LivePlot(keys=["loss", "val_loss"])  # then: fit(..., callbacks=[live])
+        >>> live.on_train_begin()  # in a terminal: records the epochs, draws nothing
+        >>> live.on_epoch_end(0, {"loss": 0.9, "val_loss": 1.0})
     """
 
     rank_zero_only = True

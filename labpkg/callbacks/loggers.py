@@ -32,8 +32,15 @@ class CSVLogger(Callback):
             whose header has other columns is refused).
 
     Example:
-        >>> CSVLogger("training.csv").separator
-        ','
+        >>> import os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "training.csv")
+        >>> log = CSVLogger(path)  # fit(..., callbacks=[log]) calls these hooks
+        >>> log.on_train_begin()
+        >>> log.on_epoch_end(0, {"loss": 0.75, "val_loss": 0.5})
+        >>> log.on_train_end()
+        >>> print(open(path).read().strip())
+        epoch,loss,val_loss
+        0,0.75,0.5
     """
 
     rank_zero_only = True

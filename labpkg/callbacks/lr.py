@@ -50,10 +50,16 @@ class LRSchedulerCallback(Callback):
     Adds ``learning_rate`` (the value used during the epoch) to the epoch logs.
 
     Example:
-        >>> opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
-        >>> cb = LRSchedulerCallback(torch.optim.lr_scheduler.StepLR(opt, step_size=1))
-        >>> cb.interval
-        'epoch'
+        >>> from torch.utils.data import DataLoader, TensorDataset
+        >>> from labpkg.trainer import Trainer
+        >>> model = torch.nn.Conv2d(3, 2, kernel_size=1)
+        >>> opt = torch.optim.SGD(model.parameters(), lr=1.0)
+        >>> halve = LRSchedulerCallback(torch.optim.lr_scheduler.StepLR(opt, 1, gamma=0.5))
+        >>> pairs = TensorDataset(torch.rand(8, 3, 4, 4), torch.randint(0, 2, (8, 4, 4)))
+        >>> trainer = Trainer(model, opt, "cross_entropy")
+        >>> _ = trainer.fit(DataLoader(pairs, batch_size=4), 3, callbacks=[halve], verbose=0)
+        >>> trainer.history.history["learning_rate"]  # the rate each epoch trained with
+        [1.0, 0.5, 0.25]
     """
 
     def __init__(self, scheduler: Any, interval: str = "epoch", monitor: str | None = None):
@@ -139,8 +145,15 @@ class ReduceLROnPlateau(Callback):
         verbose: 1 prints each reduction.
 
     Example:
-        >>> ReduceLROnPlateau(factor=0.5, patience=2).factor
-        0.5
+        >>> from types import SimpleNamespace
+        >>> opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+        >>> plateau = ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=1)
+        >>> plateau.set_trainer(SimpleNamespace(optimizer=opt))  # fit() does this
+        >>> plateau.on_train_begin()
+        >>> for epoch, val_loss in enumerate([1.0, 1.0, 1.0]):  # no improvement after epoch 1
+        ...     plateau.on_epoch_end(epoch, {"val_loss": val_loss})
+        >>> opt.param_groups[0]["lr"]  # halved after epochs 2 and 3 (patience 1)
+        0.25
     """
 
     def __init__(
@@ -210,9 +223,15 @@ class LearningRateScheduler(Callback):
         verbose: 1 prints the lr of each epoch.
 
     Example:
+        >>> from torch.utils.data import DataLoader, TensorDataset
+        >>> from labpkg.trainer import Trainer
+        >>> model = torch.nn.Conv2d(3, 2, kernel_size=1)
+        >>> trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=1.0), "cross_entropy")
         >>> halve = LearningRateScheduler(lambda epoch, lr: lr if epoch < 1 else lr * 0.5)
-        >>> halve.schedule(1, 1.0)
-        0.5
+        >>> pairs = TensorDataset(torch.rand(8, 3, 4, 4), torch.randint(0, 2, (8, 4, 4)))
+        >>> _ = trainer.fit(DataLoader(pairs, batch_size=4), 3, callbacks=[halve], verbose=0)
+        >>> trainer.history.history["learning_rate"]
+        [1.0, 0.5, 0.25]
     """
 
     def __init__(self, schedule: Callable[[int, float], float], verbose: int = 0) -> None:

@@ -42,9 +42,16 @@ class EarlyStopping(Callback):
         check_finite: stop at once on a NaN or infinite value.
 
     Example:
-        >>> stop = EarlyStopping(monitor="val_loss", patience=10)
-        >>> stop.mode
-        'min'
+        >>> from types import SimpleNamespace
+        >>> from labpkg.state import TrainState
+        >>> stop = EarlyStopping(monitor="val_loss", patience=2)  # "auto": a loss is minimised
+        >>> stop.set_trainer(SimpleNamespace(state=TrainState()))  # fit() does this
+        >>> for epoch, val_loss in enumerate([1.0, 0.9, 0.9, 0.95, 0.8]):
+        ...     stop.on_epoch_end(epoch, {"val_loss": val_loss})
+        ...     if stop.trainer.state.stop_training:
+        ...         break
+        >>> stop.best, stop.best_epoch, stop.stopped_epoch  # the tie at epoch 2 did not count
+        (0.9, 1, 3)
     """
 
     def __init__(
@@ -137,8 +144,14 @@ class TerminateOnNaN(Callback):
         raise_error: raise ``RuntimeError`` instead of stopping quietly (default False).
 
     Example:
-        >>> TerminateOnNaN().raise_error
-        False
+        >>> from types import SimpleNamespace
+        >>> from labpkg.state import TrainState
+        >>> guard = TerminateOnNaN()
+        >>> guard.set_trainer(SimpleNamespace(state=TrainState()))  # fit() does this
+        >>> guard.on_train_batch_end(6, {"loss": float("nan")})
+        batch 7: loss is nan, terminating training
+        >>> guard.trainer.state.stop_training
+        True
     """
 
     def __init__(self, raise_error: bool = False) -> None:
