@@ -35,10 +35,10 @@ CONSTRAINTS = ROOT / "constraints.txt"
 PROBE = "import json, torch; print(json.dumps([torch.__version__, torch.__file__]))"
 RUNNER = Path(__file__).with_name("run_notebook.py")
 NOTEBOOKS = sorted((ROOT / "lessons").glob("*.ipynb"))
-# Two notebooks at a time, one thread each: on two cores this keeps both busy through the
-# parts of a run that are not arithmetic (kernel start, the install cell, imports) and
-# avoids two multi-threaded kernels fighting over the same cores.
-JOBS = 2
+# Three notebooks at a time, one thread each, on two cores: while one kernel starts, imports
+# or runs its install cell (waiting on files and processes more than computing), the other
+# two keep both cores busy; and no multi-threaded kernels fight over the same cores.
+JOBS = int(os.environ.get("LABPKG_NOTEBOOK_JOBS", "3"))
 THREADS = "1"
 TIMES = ROOT / "_build" / "notebook-seconds.json"  # the last run's, to order the next one
 
