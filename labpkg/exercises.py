@@ -47,13 +47,13 @@ def _iou_of_counts(confusion: list[list[int]]) -> list[float]:
 
 
 EXERCISES: dict[str, Exercise] = {
-    "01.1": Exercise(
+    "02.1": Exercise(
         "A dataset of 60,000 images is trained for 12 epochs. How many images does the model "
         "see in total?",
         lambda: 60_000 * 12,
         "An epoch shows every image once.",
     ),
-    "02.1": Exercise(
+    "04.1": Exercise(
         "With 1,000 samples and batch size 64, how many samples are in the last batch?",
         lambda: 1000 - (counting.batches_per_epoch(1000, 64) - 1) * 64,
         "Fill as many full batches as you can; the last one holds what is left.",
@@ -73,181 +73,181 @@ EXERCISES: dict[str, Exercise] = {
         lambda: counting.effective_batch_size(32, accumulate=4, world_size=8),
         "Multiply the three factors.",
     ),
-    "04.1": Exercise(
+    "06.1": Exercise(
         "2,000 samples with val_fraction=0.15: how many training samples?",
         lambda: 2000 - round(2000 * 0.15),
         "The validation set is taken out of the whole first.",
     ),
-    "05.1": Exercise(
+    "08.1": Exercise(
         "With accumulate_grad_batches=3 and 10 mini-batches per epoch, how many times does "
         "optimizer.step() run in 4 epochs?",
         lambda: counting.updates_per_epoch(10, 1, accumulate=3) * 4,
         "The last, smaller group of an epoch makes an update too.",
     ),
-    "01.2": Exercise(
-        "Chapter 1's run: 1,024 training images, batch size 16, 5 epochs. How many mini-batches "
-        "does the model process in total?",
+    "02.2": Exercise(
+        "The epochs chapter's run: 1,024 training images, batch size 16, 5 epochs. How many "
+        "mini-batches does the model process in total?",
         lambda: counting.batches_per_epoch(1024, 16) * 5,
         "Mini-batches per epoch times epochs.",
     ),
-    "02.2": Exercise(
+    "04.2": Exercise(
         "The gradient variance of batch size 4 is V. By the 1/b rule, what is the variance of "
         "batch size 64, as a fraction of V?",
         lambda: 4 / 64,
         "Variance is proportional to 1 / batch size.",
         decimals=4,
     ),
-    "04.2": Exercise(
+    "06.2": Exercise(
         "200 validation images in batches of 32: how many images are in the last batch?",
         lambda: 200 - (counting.batches_per_epoch(200, 32) - 1) * 32,
         "Six full batches take 192 images.",
     ),
-    "05.2": Exercise(
-        "The hand-written loop of chapter 5 over 256 images in batches of 16: how many times "
-        "does it call optimizer.zero_grad() in one epoch?",
+    "08.2": Exercise(
+        "The training-loop chapter's hand-written loop over 256 images in batches of 16: how "
+        "many times does it call optimizer.zero_grad() in one epoch?",
         lambda: counting.batches_per_epoch(256, 16),
         "Once per mini-batch.",
     ),
-    "06.1": Exercise(
+    "10.1": Exercise(
         "The binary Dice example (p = [1, 0, 0.5, 0], t = [1, 0, 1, 0]) with smoothing s = 1: "
         "what is the Dice loss? (4 decimals)",
         lambda: 1 - _dice(i=1.5, p=1.5, t=2, s=1),
         "Dice = (2I + s) / (P + T + s) with I = 1.5, P = 1.5, T = 2.",
         decimals=4,
     ),
-    "06.2": Exercise(
+    "10.2": Exercise(
         "One pixel, four classes, all scores 0 (a model that knows nothing): its cross-entropy? "
         "(4 decimals)",
         lambda: math.log(4),
         "softmax gives each class 1/4; the loss is -ln of the true class's probability.",
         decimals=4,
     ),
-    "07.1": Exercise(
+    "11.1": Exercise(
         "In the 2×2 example (true [[0, 1], [1, 2]], predicted [[0, 1], [2, 2]]) the model now "
         "predicts class 3 on the background pixel. With num_classes=4, what is the mean IoU?",
         lambda: sum(_iou_of_counts([[0, 0, 0, 1], [0, 1, 1, 0], [0, 0, 1, 0], [0, 0, 0, 0]])) / 4,
         "Class 0 loses its only pixel too; class 3 has TP = 0, FP = 1.",
         decimals=4,
     ),
-    "07.2": Exercise(
+    "11.2": Exercise(
         "A 10×10 mask holds 12 object pixels. What pixel accuracy does a model that predicts "
         "background everywhere score?",
         lambda: (100 - 12) / 100,
         "Correct pixels / all pixels.",
         decimals=4,
     ),
-    "08.1": Exercise(
+    "12.1": Exercise(
         "SGD with lr 0.05 and momentum 0.9 sees the same gradient g at every update. Its step "
         "approaches c * g: what is c?",
         lambda: 0.05 / (1 - 0.9),
         "The velocity v = 0.9 v + g settles at g / (1 - 0.9).",
         decimals=4,
     ),
-    "08.2": Exercise(
-        "Chapter 8's budget: 512 images, batch size 16, 5 epochs. How many optimizer updates?",
+    "12.2": Exercise(
+        "The optimizer race's budget: 512 images, batch size 16, 5 epochs. How many updates?",
         lambda: counting.total_updates(512, 16, 5),
         "Updates per epoch times epochs.",
     ),
-    "09.1": Exercise(
+    "14.1": Exercise(
         "EarlyStopping(patience=10): the best val_loss is at epoch 7 (1-based) and never "
         "improves again. After which epoch (1-based) does training stop?",
         lambda: 7 + 10,
         "It waits patience epochs after the best one.",
     ),
-    "09.2": Exercise(
+    "14.2": Exercise(
         "ReduceLROnPlateau(factor=0.5) reduces the learning rate 3 times, starting from 3e-3. "
         "What is the learning rate then?",
         lambda: 3e-3 * 0.5**3,
         "Each reduction multiplies by the factor.",
         decimals=8,
     ),
-    "10.1": Exercise(
+    "15.1": Exercise(
         "What is the largest finite float16 number?",
         lambda: 65504,
         "(2 - 2**-10) * 2**15.",
     ),
-    "10.2": Exercise(
+    "15.2": Exercise(
         "A GradScaler with scale 8 meets overflowing gradients twice in a row. Its scale then?",
         lambda: 8 * 0.5**2,
         "Each skipped step halves the scale (backoff_factor=0.5).",
     ),
-    "11.1": Exercise(
+    "17.1": Exercise(
         "labpkg.Recipe(epochs=5): how many optimizer updates does the whole run make?",
         lambda: _recipe_updates(),
         "samples_per_epoch / batch_size updates per epoch.",
     ),
-    "11.2": Exercise(
+    "17.2": Exercise(
         "The same with batch_size=32: how many updates?",
         lambda: _recipe_updates(batch_size=32),
         "A quarter as many.",
     ),
-    "12.1": Exercise(
+    "07.1": Exercise(
         "How many parameters does the U-Net's stem have with base_width=8 (3 input channels, "
         "BatchNorm after each convolution)?",
         lambda: 9 * 3 * 8 + 2 * 8 + 9 * 8 * 8 + 2 * 8,
         "Two 3x3 convolutions without bias (9 * c_in * c_out) and two BatchNorms (2 per channel).",
     ),
-    "12.2": Exercise(
+    "07.2": Exercise(
         "For a 128×128 input, what height does the output of the U-Net's downs.1 have?",
         lambda: 128 // 2**2,
         "downs.0 and downs.1 each halve it.",
     ),
-    "13.1": Exercise(
+    "16.1": Exercise(
         "50,000 samples, 8 processes, batch 32 per process, no accumulation: how many updates "
         "per epoch?",
         lambda: counting.updates_per_epoch(50_000, 32, world_size=8),
         "Each process reads ceil(50000 / 8) samples, in batches of 32.",
     ),
-    "13.2": Exercise(
+    "16.2": Exercise(
         "A learning rate of 0.1 suited one process with batch 32. By the linear-scaling rule, "
         "what rate suits 8 processes with batch 32 each?",
         lambda: 0.1 * counting.effective_batch_size(32, world_size=8) / 32,
         "Multiply by the growth of the global batch.",
         decimals=6,
     ),
-    "14.1": Exercise(
+    "09.1": Exercise(
         "Loading a batch takes 2 ms and training on it 48 ms. What share of the time is loading?",
         lambda: 2 / (2 + 48),
         "loading / (loading + training).",
         decimals=4,
     ),
-    "14.2": Exercise(
+    "09.2": Exercise(
         "A DataLoader with 4 workers draws the base seed 100 for an epoch. What torch seed does "
         "worker 3 get?",
         lambda: 100 + 3,
         "PyTorch gives worker k the seed base + k.",
     ),
-    "15.1": Exercise(
+    "05.1": Exercise(
         "384 samples, batch 64, 3 epochs: how many optimizer updates?",
         lambda: counting.total_updates(384, 64, 3),
         "Updates per epoch times epochs.",
     ),
-    "15.2": Exercise(
+    "05.2": Exercise(
         "By the linear-scaling rule, what learning rate goes with batch 256 if 3e-3 suits "
         "batch 16?",
         lambda: 3e-3 * 256 / 16,
         "Multiply by the growth of the batch.",
         decimals=6,
     ),
-    "16.1": Exercise(
+    "13.1": Exercise(
         "A range test from 1e-5 to 10 over 100 updates multiplies the rate by a constant factor "
         "after every update. What is the factor?",
         lambda: (10 / 1e-5) ** (1 / 99),
         "99 steps lie between the first and the last rate: factor ** 99 = 10 / 1e-5.",
         decimals=3,
     ),
-    "16.2": Exercise(
+    "13.2": Exercise(
         "OneCycleLR, 4 epochs of 250 mini-batches, accumulate_grad_batches=4: total_steps?",
         lambda: counting.total_updates(250, 1, 4, accumulate=4),
         "ceil(250 / 4) updates per epoch (the last group holds 2), times 4 epochs.",
     ),
-    "17.1": Exercise(
+    "18.1": Exercise(
         "3680 images, 80 % for training, mini-batches of 16 (drop_last=False): mini-batches per "
         "epoch?",
         lambda: counting.batches_per_epoch(round(0.8 * 3680), 16),
         "0.8 × 3680 = 2944 training images; ceil(2944 / 16).",
     ),
-    "17.2": Exercise(
+    "18.2": Exercise(
         "A 4×4 mask resized to 2×2 by nearest neighbour: at most how many different labels?",
         lambda: 2 * 2,
         "Each output pixel copies one input pixel's label: count the output pixels.",
@@ -266,7 +266,7 @@ def check(exercise: str, answer: float) -> bool:
         True if right.
 
     Example:
-        >>> check("01.1", 1)
+        >>> check("02.1", 1)
         Not yet. Hint: An epoch shows every image once.
         False
     """

@@ -206,7 +206,7 @@ class Trainer(Evaluator):
         return self.val_loader, self.restore(resume_from)
 
     def _train_one_epoch(self) -> dict[str, float]:
-        """One pass over the training loader: chapter 5's five steps for every mini-batch."""
+        """One pass over the training loader: the five steps of the training-loop chapter."""
         model, state = distributed.wrap_model(self.model, self.device), self.state
         model.train()  # BatchNorm uses the statistics of each mini-batch
         first = self._start_epoch()  # fresh sums and gradients, or those of a resumed epoch

@@ -17,7 +17,7 @@ _CODE_BLOCK = re.compile(r"^(```|~~~).*?^\1", re.S | re.M)
 _INLINE_CODE = re.compile(r"`[^`\n]*`")
 #: {glue:text}`name` or {glue:text}`name:.3f`: the name and the format spec
 GLUE_ROLE = re.compile(r"\{glue:text\}`([^`:]+)(?::([^`]*))?`")
-_ROLE = re.compile(r"\{[\w:-]+\}`[^`]*`")  # {doc}`04_data`, {term}`epoch`, {glue:text}`x`
+_ROLE = re.compile(r"\{[\w:-]+\}`[^`]*`")  # {doc}`06_data`, {term}`epoch`, {glue:text}`x`
 _LINK_TARGET = re.compile(r"\]\([^)]*\)")
 _DIRECTIVE_OPTION = re.compile(r"^:[\w-]+:.*$", re.M)  # :class: dropdown
 _LIST_MARKER = re.compile(r"^\s*\d+\.\s", re.M)  # "1. " of a numbered list

@@ -183,7 +183,7 @@ async def _look_at_all(site: str, entries: list[str], themes: list[str]) -> dict
 
 
 def look_at_all(site: str, entries: list[str], themes: list[str]) -> dict[tuple[str, str], Look]:
-    """``{(entry, theme): Look}`` for every page ``entry`` (e.g. ``"lessons/01_epochs"``)."""
+    """``{(entry, theme): Look}`` for every page ``entry`` (e.g. ``"lessons/02_epochs"``)."""
     result: dict = {}
     failure: list[BaseException] = []
 

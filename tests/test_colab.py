@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 import pytest
-from rehearsal import NOTEBOOKS, PROBE, repository_url
+from rehearsal import NOTEBOOKS, repository_url
 
 import labpkg
 
@@ -33,16 +33,16 @@ def test_notebook_runs_on_colab_after_its_own_install_cell(rehearsal, notebook):
 @pytest.mark.slow
 def test_after_the_installs_torch_is_untouched_and_labpkg_came_from_the_tag(rehearsal):
     colab = rehearsal.colab
-    after = json.loads(colab.run("-c", PROBE).stdout)
-    assert after == colab.torch_before  # same version, same place: Colab keeps its torch
     check = colab.run("-m", "pip", "check")
     assert check.returncode == 0, check.stdout
     show = colab.run(
         "-c",
-        "import importlib.metadata as m, json, labpkg; d = m.distribution('labpkg'); "
-        "print(json.dumps([labpkg.__file__, json.loads(d.read_text('direct_url.json'))]))",
+        "import importlib.metadata as m, json, labpkg, torch; d = m.distribution('labpkg'); "
+        "print(json.dumps([torch.__version__, torch.__file__, labpkg.__file__, "
+        "json.loads(d.read_text('direct_url.json'))]))",
     )
-    location, direct_url = json.loads(show.stdout)
+    *torch_after, location, direct_url = json.loads(show.stdout)
+    assert torch_after == colab.torch_before  # same version, same place: Colab keeps its torch
     assert Path(location).is_relative_to(colab.root / "venv")
     assert direct_url["url"] == repository_url()
     assert direct_url["vcs_info"]["requested_revision"] == f"v{labpkg.__version__}"

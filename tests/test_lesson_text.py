@@ -95,12 +95,12 @@ def _chapter_text(stem: str) -> str:
 
 def test_chapter_7_describes_torchmetrics_absent_classes_as_it_behaves():
     # the behaviour itself is pinned in test_metrics.py against torchmetrics
-    text = " ".join(_chapter_text("07_metrics").split())
+    text = " ".join(_chapter_text("11_metrics").split())
     assert "does count it as 0" not in text
     assert "leaves it out of its default (macro) mean" in text
 
 
 def test_the_capstone_explains_what_no_earlier_chapter_covers():
-    text = _chapter_text("11_capstone")
+    text = _chapter_text("17_capstone")
     for term in ("**AdamW**", "**one-cycle**"):
         assert term in text, f"the capstone uses {term} without explaining it"

@@ -227,7 +227,7 @@ def test_agrees_with_torchmetrics_where_semantics_coincide(seed):
 
 
 def test_chapter_7_absent_class_sentence_matches_torchmetrics():
-    """Chapter 7: torchmetrics' macro mean leaves an absent class out, as labpkg does;
+    """The metrics chapter: torchmetrics' macro mean leaves an absent class out, as labpkg does;
     ``average=None`` shows it as 0 where labpkg shows NaN."""
     from torchmetrics.classification import MulticlassJaccardIndex
 

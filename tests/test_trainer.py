@@ -315,7 +315,8 @@ def test_step_scheduler_steps_once_per_update_and_logs_the_learning_rate():
 def test_train_one_epoch_shows_chapter_fives_five_numbered_steps_in_order():
     import inspect
 
-    source = inspect.getsource(labpkg.Trainer._train_one_epoch)  # chapter 5 shows this
+    # the training-loop chapter shows this source
+    source = inspect.getsource(labpkg.Trainer._train_one_epoch)
     marks = ["# 1. forward", "2. loss", "# 3. backward", "# 4. optimizer step", "# 5. metrics"]
     positions = [source.find(mark) for mark in marks]
     assert -1 not in positions and positions == sorted(positions), positions
