@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from labpkg.architecture import layer_shapes, receptive_field
+from labpkg.architecture import input_reach, layer_shapes, receptive_field
 from labpkg.callbacks import (
     BatchHistory,
     Callback,
@@ -76,7 +76,7 @@ from labpkg.notebook import glue, show_image, show_source
 from labpkg.optim import get_optimizer
 from labpkg.pets import OxfordPetSegmentation
 from labpkg.recipes import Recipe, train_recipe
-from labpkg.reproducibility import seed_everything, worker_init_fn
+from labpkg.reproducibility import seed_everything
 from labpkg.trainer import Trainer, TrainState
 
 __version__ = "0.1.0"
@@ -127,8 +127,8 @@ __all__ = [
     "count_parameters",
     "layer_shapes",
     "receptive_field",
+    "input_reach",
     "seed_everything",
-    "worker_init_fn",
     "describe_device",
     "dice_from_confusion",
     "effective_batch_size",

@@ -14,7 +14,7 @@ from torch import nn
 
 from labpkg.models import UNet, UNetConfig
 
-__all__ = ["LayerShape", "layer_shapes", "receptive_field"]
+__all__ = ["LayerShape", "input_reach", "layer_shapes", "receptive_field"]
 
 
 @dataclass(frozen=True)
@@ -89,28 +89,51 @@ def layer_shapes(model: UNet, image_size: int = 64, batch: int = 1) -> list[Laye
 def receptive_field(config: UNetConfig) -> int:
     """Width in pixels of the input window one output pixel can see, measured.
 
-    A copy of the architecture (one channel per level: the width does not change what a pixel
-    sees) gets positive weights and no biases, so a blank image gives exactly 0, no effect
-    cancels and every ReLU passes; each image of a batch has one pixel of the centre row set,
-    and the centre output pixel reports which ones it felt. (The textbook recurrence, +2
-    strides per 3×3 convolution and +1 per pool, gives an upper bound: pooling and
-    upsampling do not line up for every pixel.)
+    The width at the centre of an image wide enough for the whole window (``input_reach``).
+    (The textbook recurrence, +2 strides per 3×3 convolution and +1 per pool, gives an upper
+    bound: pooling and upsampling do not line up for every pixel.)
 
     Example:
         >>> receptive_field(UNetConfig(depth=2))
         18
     """
     size = 2 ** (config.depth - 1) * 16  # wide enough for the levels' windows (2^depth · 8)
+    first, last = input_reach(config, size)[size // 2]
+    return last - first + 1
+
+
+def input_reach(config: UNetConfig, image_size: int) -> list[tuple[int, int]]:
+    """For each output column of an image's middle row: the first and last input column
+    (of that row) that can change it.
+
+    A copy of the architecture (one channel per level: the width does not change what a pixel
+    sees) gets positive weights and no biases, so a blank image gives exactly 0, no effect
+    cancels and every ReLU passes; image k of a batch has pixel (middle, k) set, and the
+    outputs it reaches are the ones that are not 0. Near the edges the window is cut off by
+    the image, and where pooling lines up differently it shifts by a pixel.
+
+    Args:
+        config: the U-Net's configuration.
+        image_size: height and width of the (square) input, a multiple of 2^(depth − 1).
+
+    Returns:
+        ``[(first, last), ...]``, one pair per output column.
+
+    Example:
+        >>> reach = input_reach(UNetConfig(depth=2), 16)
+        >>> reach[0], reach[8]  # the left edge sees less: the image ends there
+        ((0, 9), (0, 15))
+    """
     probe = replace(config, in_channels=1, num_classes=2, base_width=1)
     net = UNet(probe).double().eval()
-    centre, columns = size // 2, torch.arange(size)
+    middle, columns = image_size // 2, torch.arange(image_size)
     with torch.no_grad():
         for name, p in net.named_parameters():  # no bias: a blank image gives exactly 0
             p.fill_(0.0 if name.endswith("bias") else 0.5)
-        images = torch.zeros(size, 1, size, size, dtype=torch.float64)
-        images[columns, 0, centre, columns] = 1.0  # image k: pixel (centre, k) set
-        seen = columns[net(images)[:, 0, centre, centre] > 0]  # the pixels it felt
-    return int(seen.max() - seen.min() + 1)
+        images = torch.zeros(image_size, 1, image_size, image_size, dtype=torch.float64)
+        images[columns, 0, middle, columns] = 1.0  # image k: pixel (middle, k) set
+        felt = net(images)[:, 0, middle, :] > 0  # (input column k, output column c)
+    return [(int(k.min()), int(k.max())) for k in (felt[:, c].nonzero() for c in columns)]
 
 
 def _count(module: nn.Module) -> int:

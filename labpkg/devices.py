@@ -17,6 +17,9 @@ __all__ = [
     "precision_note",
     "amp_settings",
     "amp_dtype_for",
+    "amp_is_fast",
+    "resolve_amp",
+    "cpu_bf16_is_native",
     "cuda_bf16_is_native",
     "time_call",
 ]
@@ -58,7 +61,7 @@ def _mps_available() -> bool:
 
 
 def describe_device(device: torch.device) -> str:
-    """One line a reader can check: the device, and the mixed precision ``amp=True`` would use.
+    """One line a reader can check: the device, and the mixed precision ``amp="auto"`` picks.
 
     Example:
         >>> describe_device(torch.device("cpu")).startswith("cpu")
@@ -79,15 +82,69 @@ def describe_device(device: torch.device) -> str:
 
 
 def precision_note(device: torch.device) -> str:
-    """``"bfloat16"`` or ``"float16 + GradScaler"``: what ``amp=True`` uses on ``device``.
+    """What ``amp="auto"`` does on ``device``, and why, in a few words.
+
+    ``"bfloat16"``, ``"float16 + GradScaler"``, or ``"off (float32): ..."`` with the reason.
 
     Example:
-        >>> precision_note(torch.device("cpu"))
-        'bfloat16'
+        >>> precision_note(torch.device("cpu")) in (
+        ...     "bfloat16", "off (float32): this CPU has no native bfloat16")
+        True
     """
+    if not amp_is_fast(device):
+        return "off (float32): this CPU has no native bfloat16"
     dtype, scaler = amp_settings(device)
     name = str(dtype).removeprefix("torch.")
     return f"{name} + GradScaler" if scaler else name
+
+
+def cpu_bf16_is_native() -> bool:
+    """True if this CPU computes bfloat16 in hardware *and* PyTorch's kernels use it.
+
+    bfloat16 autocast is about 2× faster than float32 on CPUs with AVX-512 BF16 or AMX (and on
+    Arm CPUs with BF16 instructions), and about 10× *slower* on the others, which emulate it
+    (most laptops). It needs the instructions (``torch.cpu.get_capabilities()``), ATen's
+    kernels built for them (``torch.backends.cpu.get_cpu_capability()`` is ``"AVX512"``: an
+    environment limit such as ``ATEN_CPU_CAPABILITY=avx2`` lowers it), and oneDNN allowed to
+    use them (``ONEDNN_MAX_CPU_ISA`` can forbid it).
+
+    Example:
+        >>> isinstance(cpu_bf16_is_native(), bool)
+        True
+    """
+    caps = torch.cpu.get_capabilities()
+    if caps.get("architecture", "").startswith(("arm", "aarch64")) or "neon" in caps:
+        return bool(caps.get("bf16") or caps.get("sve_bf16"))
+    has = caps.get("avx512_bf16") or caps.get("amx_bf16")
+    kernels = torch.backends.cpu.get_cpu_capability() == "AVX512"
+    onednn = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)()
+    return bool(has and kernels and onednn)
+
+
+def amp_is_fast(device: torch.device) -> bool:
+    """Whether ``amp="auto"`` turns mixed precision on for ``device``: on every GPU (float16
+    or bfloat16, whichever is native), and on a CPU only where bfloat16 is native.
+
+    Example:
+        >>> amp_is_fast(torch.device("cpu")) == cpu_bf16_is_native()
+        True
+    """
+    return device.type != "cpu" or cpu_bf16_is_native()
+
+
+def resolve_amp(amp: bool | str, device: torch.device) -> bool:
+    """The ``amp`` argument as the Trainer uses it: True, False, or ``"auto"`` resolved for
+    ``device`` by ``amp_is_fast``.
+
+    Example:
+        >>> resolve_amp(True, torch.device("cpu")), resolve_amp("auto", torch.device("cuda"))
+        (True, True)
+    """
+    if amp == "auto":
+        return amp_is_fast(device)
+    if not isinstance(amp, bool):
+        raise ValueError(f"amp must be True, False or 'auto', got {amp!r}")
+    return amp
 
 
 def cuda_bf16_is_native(device: torch.device) -> bool:

@@ -182,7 +182,8 @@ class RandomFlipCrop:
         flip: probability of a horizontal flip.
         scale: the crop's side as a fraction of the image's, drawn uniformly from this range.
         generator: a ``torch.Generator`` for the draws (default: torch's global one, which
-            ``labpkg.seed_everything`` and ``worker_init_fn`` seed).
+            ``labpkg.seed_everything`` seeds, and each DataLoader worker's copy, which the
+            DataLoader seeds itself).
 
     Example:
         >>> aug = RandomFlipCrop(flip=1.0, scale=(1.0, 1.0))  # always flip, never crop

@@ -45,7 +45,7 @@ class Recipe:
     peak_lr: float = 6e-3
     weight_decay: float = 1e-4
     epochs: int = 10
-    amp: bool = True
+    amp: bool | str = "auto"
     channels_last: bool = True
 
 

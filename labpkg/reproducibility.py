@@ -2,9 +2,11 @@
 
 Four random number generators decide a training run: Python's ``random``, NumPy's, PyTorch's
 (CPU and every GPU), and, for a DataLoader with workers, each worker's copies of all three.
-``seed_everything`` seeds the first three; ``worker_init_fn`` seeds each worker from the
-loader's own seed, so augmentations in workers repeat too. (Some GPU kernels are not
-deterministic at all; ``deterministic=True`` asks PyTorch for deterministic ones.)
+``seed_everything`` seeds the first three and returns a generator for the loader; the
+DataLoader seeds its workers' three itself, from a base seed it draws from that generator
+each epoch (``torch/utils/data/_utils/worker.py``), so augmentations in workers repeat too.
+(Some GPU kernels are not deterministic at all; ``deterministic=True`` asks PyTorch for
+deterministic ones.)
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import random
 import numpy as np
 import torch
 
-__all__ = ["seed_everything", "worker_init_fn"]
+__all__ = ["seed_everything"]
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> torch.Generator:
@@ -43,15 +45,3 @@ def seed_everything(seed: int, deterministic: bool = False) -> torch.Generator:
     torch.manual_seed(seed)  # also seeds every CUDA device
     torch.use_deterministic_algorithms(deterministic)
     return torch.Generator().manual_seed(seed)
-
-
-def worker_init_fn(worker_id: int) -> None:
-    """Seed a DataLoader worker's Python and NumPy generators from its torch seed.
-
-    PyTorch gives each worker the seed (loader seed + worker id) for torch only; Python's and
-    NumPy's generators would otherwise start alike in every worker. Pass it as
-    ``DataLoader(worker_init_fn=labpkg.worker_init_fn)``.
-    """
-    seed = torch.initial_seed() % 2**32  # this worker's own seed, set by the DataLoader
-    random.seed(seed)
-    np.random.seed(seed)  # noqa: NPY002  (the global generator that worker code draws from)

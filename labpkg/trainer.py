@@ -21,7 +21,7 @@ from labpkg import checkpoint, checks, counting, distributed, resume
 from labpkg.callbacks.base import Callback, CallbackList
 from labpkg.callbacks.history import History
 from labpkg.callbacks.loggers import ProgbarLogger
-from labpkg.devices import amp_settings, pick_device
+from labpkg.devices import amp_settings, pick_device, resolve_amp
 from labpkg.evaluation import Evaluator, RunningLoss
 from labpkg.interrupts import DeferredInterrupt
 from labpkg.losses import get_loss
@@ -44,7 +44,9 @@ class Trainer(Evaluator):
             (``reset/update/results/sync``), e.g. ``SegmentationMetrics``.
         device: None picks cuda, then mps, then cpu. Under ``torchrun`` the Trainer joins the
             process group itself and each process uses its own GPU (``cuda:LOCAL_RANK``).
-        amp: mixed precision (autocast) for forward and loss (default False).
+        amp: mixed precision (autocast) for forward and loss: False (default), True, or
+            ``"auto"``, which turns it on only where it is faster: on GPUs, and on CPUs with
+            native bfloat16 (``labpkg.devices.amp_is_fast``; about 10× slower elsewhere).
         amp_dtype: None picks bfloat16 where the hardware has it natively (CPUs, CUDA compute
             capability 8.0+), else float16 (e.g. Colab's T4), which adds a GradScaler.
         grad_clip_norm: clip the gradient norm to this value before each update (default off).
@@ -76,7 +78,7 @@ class Trainer(Evaluator):
         loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | str,
         metrics: Sequence[Metric] = (),
         device: str | torch.device | None = None,
-        amp: bool = False,
+        amp: bool | str = False,
         amp_dtype: torch.dtype | None = None,
         grad_clip_norm: float | None = None,
         accumulate_grad_batches: int = 1,
@@ -98,11 +100,11 @@ class Trainer(Evaluator):
         self.metrics = list(metrics)
         # separate copies, so validation never mixes into the training epoch's numbers
         self.val_metrics = [copy.deepcopy(m) for m in self.metrics]
-        self.amp = amp
+        self.amp = resolve_amp(amp, self.device)  # "auto": on only where it is faster
         # bfloat16 where the hardware has it natively, else float16, which needs a GradScaler:
         # its range ends at 65504, so the scaler multiplies the loss up, then undoes it
         self.amp_dtype, needs_scaler = amp_settings(self.device, amp_dtype)
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=amp and needs_scaler)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp and needs_scaler)
         self.grad_clip_norm = None if grad_clip_norm is None else float(grad_clip_norm)
         self.accumulate = checks.as_int(accumulate_grad_batches, "accumulate_grad_batches", 1)
         self.check_finite_inputs = check_finite_inputs

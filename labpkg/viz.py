@@ -75,9 +75,11 @@ def plot_history(history: Any, keys: Sequence[str] | None = None) -> Figure:
         for i, name in enumerate(names):
             for key, style in ((name, "-"), (f"val_{name}", "--")):
                 if key in keys and key in history.history:
-                    values = history.history[key]
-                    marker = "o" if len(epochs) <= 30 else None
-                    ax.plot(epochs, values, style, color=line_colour(i), marker=marker, label=key)
+                    # epochs without a value (validation every few epochs: NaN) are left
+                    # out, so the measured points join up; markers show where they are
+                    xs, ys = _measured(epochs, history.history[key])
+                    marker = "o" if len(xs) <= 30 else None
+                    ax.plot(xs, ys, style, color=line_colour(i), marker=marker, label=key)
         ax.set_ylabel("loss" if names is losses else "score")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.4)
@@ -85,6 +87,12 @@ def plot_history(history: Any, keys: Sequence[str] | None = None) -> Figure:
             legend_outside(ax)
     axes[-1, 0].set_xlabel("epoch")
     return fig
+
+
+def _measured(xs: Sequence[float], ys: Sequence[float]) -> tuple[list, list]:
+    """The (x, y) pairs whose y is a number (NaN marks an epoch that was not measured)."""
+    pairs = [(x, y) for x, y in zip(xs, ys, strict=True) if y == y]  # NaN != NaN
+    return [x for x, _ in pairs], [y for _, y in pairs]
 
 
 IGNORED_GREY = "#9e9e9e"  # pixels without a class (ignore_index) in mask drawings
@@ -98,8 +106,10 @@ def show_batch(
     num_classes: int = 4,
     max_items: int = 8,
     titles: Sequence[str] | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> Figure:
-    """A grid: images on the first row, true masks below, then one row per prediction.
+    """A grid: images on the first row, true masks below, then one row per prediction, and
+    a key of the class colours underneath.
 
     Args:
         images: (B, 3, H, W) floats in [0, 1].
@@ -109,6 +119,8 @@ def show_batch(
         num_classes: classes for the colour map.
         max_items: at most this many columns.
         titles: one title per column (optional).
+        class_names: names for the key (default: the shapes' classes when there are 4 or
+            fewer, else "class k").
 
     Returns:
         A matplotlib ``Figure``.
@@ -140,7 +152,25 @@ def show_batch(
                 ax.set_ylabel(label, rotation=0, ha="right", va="center")
             if r == 0 and titles is not None:
                 ax.set_title(titles[c], fontsize=MIN_FONT_PT)
+    ignored = any(bool((v > num_classes - 1).any()) for k, v in rows if k != "image")
+    _class_key(fig, num_classes, class_names, ignored)
     return fig
+
+
+def _class_key(fig: Figure, num_classes: int, names, ignored: bool) -> None:
+    """A legend of the class colours under the grid (and grey for ignored pixels)."""
+    from matplotlib.patches import Patch
+
+    from labpkg.data import CLASS_NAMES
+
+    if names is None:
+        known = num_classes <= len(CLASS_NAMES)
+        names = CLASS_NAMES[:num_classes] if known else [f"class {k}" for k in range(num_classes)]
+    handles = [Patch(color=CLASS_COLOURS[k], label=n) for k, n in enumerate(names)]
+    if ignored:
+        handles.append(Patch(color=IGNORED_GREY, label="ignored"))
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 5),
+               frameon=False)  # fmt: skip
 
 
 @themed

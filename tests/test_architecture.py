@@ -29,20 +29,28 @@ def test_layer_shapes_follow_the_u_and_leave_the_model_as_it_was():
 
 
 @pytest.mark.parametrize("depth", [2, 3, 4])
-def test_the_centre_output_depends_on_exactly_the_receptive_field(depth):
+def test_input_reach_is_the_exact_window_that_can_change_an_output_pixel(depth):
     config = labpkg.UNetConfig(base_width=4, depth=depth)
-    field = labpkg.receptive_field(config)
+    size, mid = 2 ** (depth - 1) * 16, 2 ** (depth - 1) * 8
+    reach = labpkg.input_reach(config, size)
+    assert reach[mid][1] - reach[mid][0] + 1 == labpkg.receptive_field(config)
     torch.manual_seed(0)
     model = labpkg.UNet(config).double().eval()  # real, random weights this time
-    size = 2 ** (depth - 1) * 16
-    centre = size // 2
     image = torch.rand(1, 3, size, size, dtype=torch.float64, requires_grad=True)
-    # one backward pass: a pixel outside the field has no path to the centre output, so its
-    # gradient is exactly 0; inside, float64 leaves no path's contribution rounded away
-    model(image)[0, :, centre, centre].sum().backward()
-    reach = image.grad[0, :, centre].abs().sum(0)  # (size,): influence of each column
-    columns = reach.nonzero().flatten().tolist()
-    assert max(columns) - min(columns) + 1 == len(columns) == field  # one block, that wide
+    out = model(image)[0, :, mid]  # (C, W): the middle row
+    for column in (0, 1, mid, size - 1):  # both edges, an odd column, the centre
+        first, last = reach[column]
+        # nothing outside the window has a path to the pixel: its gradient is exactly 0
+        (grad,) = torch.autograd.grad(out[:, column].sum(), image, retain_graph=True)
+        felt = grad[0, :, mid].abs().sum(0).nonzero().flatten()
+        assert first <= felt.min() and felt.max() <= last
+        # and the window is tight: a strong poke at either end changes the pixel (a weaker
+        # one may not, where max-pooling picks another pixel of its window)
+        for edge in (first, last):
+            poked = image.detach().clone()
+            poked[0, :, mid, edge] += 10.0
+            with torch.no_grad():
+                assert not torch.equal(model(poked)[0, :, mid, column], out[:, column])
 
 
 def test_draw_unet_draws_one_box_per_block():

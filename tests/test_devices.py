@@ -54,9 +54,59 @@ def test_trainer_enables_its_scaler_exactly_for_float16(dtype):
     assert trainer.scaler.is_enabled() == (trainer.amp_dtype == torch.float16)
 
 
-def test_describe_device_names_the_cpu_threads_and_precision():
-    text = describe_device(torch.device("cpu"))
-    assert text == f"cpu ({torch.get_num_threads()} threads; amp: bfloat16)"
+def test_describe_device_names_the_cpu_threads_and_precision(monkeypatch):
+    import labpkg.devices
+
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(labpkg.devices, "cpu_bf16_is_native", lambda: True)
+    assert describe_device(torch.device("cpu")) == f"cpu ({threads} threads; amp: bfloat16)"
+    monkeypatch.setattr(labpkg.devices, "cpu_bf16_is_native", lambda: False)
+    assert describe_device(torch.device("cpu")) == (
+        f"cpu ({threads} threads; amp: off (float32): this CPU has no native bfloat16)"
+    )
+
+
+def _cpu(monkeypatch, capability: str, onednn: bool = True, **caps) -> None:
+    """Pretend a CPU with these instruction flags and this ATen kernel level."""
+    caps.setdefault("architecture", "x86_64")
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: caps)
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: onednn)
+
+
+@pytest.mark.parametrize(
+    ("capability", "onednn", "caps", "native"),
+    [
+        ("AVX512", True, {"avx512_bf16": True}, True),  # Cooper Lake, Sapphire Rapids, Zen 4
+        ("AVX512", True, {"amx_bf16": True}, True),
+        ("AVX512", True, {"avx512_f": True}, False),  # Skylake-X: AVX-512 without BF16
+        ("AVX2", True, {"avx512_bf16": True}, False),  # ATEN_CPU_CAPABILITY=avx2 on such a CPU
+        ("AVX512", False, {"avx512_bf16": True}, False),  # ONEDNN_MAX_CPU_ISA=AVX2
+        ("AVX2", True, {"avx2": True}, False),  # most laptops
+        ("DEFAULT", True, {"architecture": "aarch64", "neon": True, "bf16": True}, True),
+        ("DEFAULT", True, {"architecture": "aarch64", "neon": True}, False),
+    ],
+)
+def test_auto_turns_bfloat16_on_only_where_the_cpu_computes_it_natively(
+    monkeypatch, capability, onednn, caps, native
+):
+    from labpkg.devices import amp_is_fast, cpu_bf16_is_native
+
+    _cpu(monkeypatch, capability, onednn, **caps)
+    assert cpu_bf16_is_native() is native
+    assert amp_is_fast(torch.device("cpu")) is native
+    model = labpkg.UNet(labpkg.UNetConfig(base_width=4, depth=2))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    trainer = labpkg.Trainer(model, opt, "cross_entropy", device="cpu", amp="auto")
+    assert trainer.amp is native
+    assert amp_is_fast(torch.device("cuda"))  # every GPU: float16 or bfloat16, both native
+
+
+def test_amp_must_be_true_false_or_auto():
+    model = labpkg.UNet(labpkg.UNetConfig(base_width=4, depth=2))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="amp must be True, False or 'auto', got 'yes'"):
+        labpkg.Trainer(model, opt, "cross_entropy", device="cpu", amp="yes")
 
 
 def test_pick_device_prefers_what_is_asked():

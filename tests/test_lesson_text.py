@@ -1,10 +1,10 @@
 """The sentence as the page prints it: every number in a lesson's prose is computed or checked.
 
-A numeral in a lesson's markdown must be glued from a cell (``{glue:text}`name```, so the page
-prints what the cell computed), be a number in the same notebook's code (an ``assert`` or a
-definition such as ``n_train = 384``), be in the question of an exercise the notebook checks
-with ``labpkg.exercises``, or be listed in ``numerals_allowlist.toml`` with a reason.
-Each chapter also opens with learning goals and closes with what the reader measured.
+The rule is in ``numerals.py``: a number the text states is glued from a cell, checked by an
+``assert`` of the same section, part of a checked exercise's question, or allowlisted with a
+reason. Chapters not yet in ``STRICT`` are held to the older rule (any number literal anywhere
+in the notebook's code), until every chapter is. Each chapter also opens with learning goals
+and closes with what the reader measured.
 """
 
 from __future__ import annotations
@@ -14,7 +14,15 @@ from pathlib import Path
 
 import pytest
 import tomllib
-from numerals import GLUE_ROLE, cells, code_numbers, numerals_in, prose_numerals, value
+from numerals import (
+    GLUE_ROLE,
+    cells,
+    code_numbers,
+    numerals_in,
+    prose_numerals,
+    unchecked,
+    value,
+)
 
 from labpkg import exercises
 
@@ -41,17 +49,24 @@ def _exercise_numbers(path: Path) -> set[float]:
     return {value(n) for n in numerals_in(text)}
 
 
+#: chapters held to the strict rule; the list grows until it holds every chapter
+STRICT: set[str] = set()
+
+
 def _unexplained(path: Path) -> list[str]:
-    known = code_numbers(path) | _exercise_numbers(path)
     allowed = set(ALLOWLIST.get(path.stem, {}))
-    return [n for n in prose_numerals(path) if value(n) not in known and n not in allowed]
+    if path.stem in STRICT:
+        return unchecked(path, _exercise_numbers(path), allowed)
+    known = code_numbers(path) | _exercise_numbers(path)
+    stated = prose_numerals(path, words=False)
+    return [n for n in stated if value(n) not in known and n not in allowed]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_every_numeral_in_the_prose_is_glued_checked_or_allowlisted(path):
     assert _unexplained(path) == [], (
-        f"{path.name}: glue these from a cell, assert them, or add them with a reason to "
-        "tests/numerals_allowlist.toml"
+        f"{path.name}: glue these from a cell, assert them in the same section, or add them "
+        "with a reason to tests/numerals_allowlist.toml"
     )
 
 
