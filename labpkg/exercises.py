@@ -34,6 +34,15 @@ def _recipe_updates(**changes) -> int:
     return counting.total_updates(recipe.samples_per_epoch, recipe.batch_size, recipe.epochs)
 
 
+def _third_update(w: float = 1.8, b: float = 0.92, lr: float = 0.1) -> tuple[float, float]:
+    """w and b after the from-scratch chapter's third hand-worked update."""
+    xs, ys = (1.5, 1.0), (4.0, 3.0)
+    errors = [w * x + b - y for x, y in zip(xs, ys, strict=True)]
+    grad_w = sum(2 * e * x for e, x in zip(errors, xs, strict=True)) / len(xs)
+    grad_b = sum(2 * e for e in errors) / len(xs)
+    return w - lr * grad_w, b - lr * grad_b
+
+
 def _iou_of_counts(confusion: list[list[int]]) -> list[float]:
     """Per-class IoU of a small confusion matrix (rows: true, columns: predicted)."""
     c = len(confusion)
@@ -47,6 +56,25 @@ def _iou_of_counts(confusion: list[list[int]]) -> list[float]:
 
 
 EXERCISES: dict[str, Exercise] = {
+    "01.1": Exercise(
+        "A data set of 600 samples is trained for 3 epochs with batch size 64 by the "
+        "from-scratch chapter's loop. How many updates does it make?",
+        lambda: counting.total_updates(600, 64, 3),
+        "One update per mini-batch; round the mini-batches per epoch up.",
+    ),
+    "01.2": Exercise(
+        "The hand-worked example's third mini-batch: x = 1.5 and 1, y = 4 and 3, with w = 1.8 "
+        "and b = 0.92. What is w after the update with learning rate 0.1? (3 decimals)",
+        lambda: _third_update()[0],
+        "error = w·x + b − y per sample; dloss/dw = mean of 2·error·x; w − 0.1 · dloss/dw.",
+        decimals=3,
+    ),
+    "01.3": Exercise(
+        "The same update: what is b after it? (3 decimals)",
+        lambda: _third_update()[1],
+        "dloss/db = mean of 2·error; b − 0.1 · dloss/db.",
+        decimals=3,
+    ),
     "02.1": Exercise(
         "A dataset of 60,000 images is trained for 12 epochs. How many images does the model "
         "see in total?",

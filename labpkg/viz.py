@@ -279,6 +279,7 @@ def plot_curves(
     xlabel: str = "epoch",
     x: Sequence[float] | Mapping[str, Sequence[float]] | None = None,
     logx: bool = False,
+    logy: bool = False,
 ) -> Figure:
     """Several named curves on one axis (x counts from 1 unless ``x`` is given).
 
@@ -288,6 +289,7 @@ def plot_curves(
         x: shared x values (default 1, 2, ...), or ``{name: x values}`` per curve (e.g.
             updates, which differ between batch sizes).
         logx: logarithmic x axis (e.g. for learning rates).
+        logy: logarithmic y axis (e.g. a loss that diverges beside ones that shrink).
 
     Returns:
         A matplotlib ``Figure``.
@@ -300,6 +302,8 @@ def plot_curves(
         ax.plot(xs, values, marker=marker, color=line_colour(i), label=name)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
+    if logy:
+        ax.set_yscale("log")
     if logx:
         ax.set_xscale("log")
     elif x is None:

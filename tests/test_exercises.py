@@ -17,6 +17,9 @@ from labpkg import exercises
 LESSONS = Path(__file__).resolve().parents[1] / "lessons"
 
 TRUE_ANSWERS = {
+    "01.1": 30,  # ceil(600 / 64) = 10 updates x 3 epochs
+    "01.2": 1.885,  # errors -0.38, -0.28; dloss/dw = (-1.14 - 0.56) / 2 = -0.85; 1.8 + 0.085
+    "01.3": 0.986,  # dloss/db = (-0.76 - 0.56) / 2 = -0.66; 0.92 + 0.066
     "02.1": 720_000,  # 60,000 images x 12 epochs
     "02.2": 320,  # 1024 / 16 = 64 mini-batches x 5 epochs
     "04.1": 40,  # 1000 - 15 x 64

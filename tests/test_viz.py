@@ -124,3 +124,22 @@ def test_plot_curves_takes_one_x_per_curve():
     lines = figure.axes[0].get_lines()
     assert [list(line.get_xdata()) for line in lines] == [[16, 32], [1, 2]]
     viz.plt.close(figure)
+
+
+def test_plot_curves_draws_a_logarithmic_y_axis_on_request():
+    # a diverging loss beside shrinking ones: only a log axis shows all three
+    curves = {"small": [1.0, 0.9], "right": [1.0, 0.01], "large": [1.0, 1e8]}
+    linear = viz.plot_curves(curves, xlabel="update")
+    figure = viz.plot_curves(curves, xlabel="update", logy=True)
+    assert linear.axes[0].get_yscale() == "linear"
+    assert figure.axes[0].get_yscale() == "log"
+    assert figure.axes[0].get_xscale() == "linear"
+    figure.canvas.draw()  # the log axis's tick labels are readable and the legend clear
+    small = [(t.get_text(), t.get_fontsize()) for t in _texts(figure)]
+    assert [s for s in small if s[1] < viz.MIN_FONT_PT] == []
+    renderer = figure.canvas.get_renderer()
+    (legend,) = figure.findobj(Legend)
+    axes = figure.axes[0].get_window_extent(renderer)
+    assert not legend.get_window_extent(renderer).overlaps(axes)
+    viz.plt.close(linear)
+    viz.plt.close(figure)
