@@ -246,15 +246,15 @@ EXERCISES: dict[str, Exercise] = {
         "PyTorch gives worker k the seed base + k.",
     ),
     "05.1": Exercise(
-        "384 samples, batch 64, 3 epochs: how many optimizer updates?",
-        lambda: counting.total_updates(384, 64, 3),
+        "256 samples, batch 64, 3 epochs: how many optimizer updates?",
+        lambda: counting.total_updates(256, 64, 3),
         "Updates per epoch times epochs.",
     ),
     "05.2": Exercise(
-        "By the linear-scaling rule, what learning rate goes with batch 256 if 3e-3 suits "
-        "batch 16?",
-        lambda: 3e-3 * 256 / 16,
-        "Multiply by the growth of the batch.",
+        "By the square-root scaling rule (Adam), what learning rate goes with batch 128 if 1e-3 "
+        "suits batch 32?",
+        lambda: 1e-3 * math.sqrt(128 / 32),
+        "The batch grows 4-fold; the rule multiplies the rate by the square root of that.",
         decimals=6,
     ),
     "13.1": Exercise(

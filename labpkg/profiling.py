@@ -32,25 +32,39 @@ class StepProfile:
     batch_size: int
     ms_per_step: float
     images_per_s: float
-    activation_mb: float  # tensors autograd keeps for the backward pass
+    activation_mb: float  # memory autograd keeps for the backward pass, weights excluded
     peak_mb: float | None  # CUDA allocator peak (None on other devices)
 
 
 def saved_activation_bytes(model: nn.Module, inputs: torch.Tensor) -> int:
-    """Bytes of the tensors autograd saves during ``model(inputs)`` for the backward pass.
+    """Bytes of memory autograd keeps alive from ``model(inputs)`` for the backward pass.
 
-    This is the memory that grows with the batch size, measured the same way on any device.
+    Every tensor an operation saves for the backward pass is counted by the memory
+    (storage) it lives in, and each storage once: a ReLU output that the next convolution
+    saves again, or a view of a saved tensor, adds nothing. The model's parameters are
+    left out, also when an operation saves them (a convolution saves its weight): they are
+    in memory with or without a backward pass. What is left grows with the batch size.
+
+    Example:
+        >>> net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 4, 1))
+        >>> x = torch.rand(2, 3, 16, 16)  # kept: x, and the ReLU output (saved by two ops)
+        >>> saved_activation_bytes(net, x) == (3 + 8) * 2 * 16 * 16 * 4  # float32: 4 bytes
+        True
     """
-    total = 0
+    weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    kept: dict[int, int] = {}  # storage address -> bytes, so a shared storage counts once
 
     def pack(tensor: torch.Tensor) -> torch.Tensor:
-        nonlocal total
-        total += tensor.numel() * tensor.element_size()
+        # every storage saved here stays alive until the forward pass ends, so no address
+        # is reused by another storage in between
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in weights:
+            kept[storage.data_ptr()] = storage.nbytes()
         return tensor
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         model(inputs)
-    return total
+    return sum(kept.values())
 
 
 def profile_step(

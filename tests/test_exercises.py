@@ -49,8 +49,8 @@ TRUE_ANSWERS = {
     "16.2": 0.8,  # the global batch grew 8x
     "09.1": 0.04,  # 2 / 50
     "09.2": 103,  # base + worker id
-    "05.1": 18,  # 6 updates x 3 epochs
-    "05.2": 0.048,  # 3e-3 x 16
+    "05.1": 12,  # 4 updates x 3 epochs
+    "05.2": 0.002,  # 1e-3 x sqrt(128 / 32) = 1e-3 x 2
     "13.1": 1.150,  # (10 / 1e-5) ** (1/99) = 10 ** (6/99) = 1.1498
     "13.2": 252,  # 63 updates (62 groups of 4 and one of 2) x 4 epochs
     "18.1": 184,  # 2944 / 16 = 184 exactly

@@ -1,8 +1,9 @@
 """Callbacks: code that runs at fixed points of ``Trainer.fit`` (Keras hook names).
 
 One module per family: ``base`` (the hooks), ``history``, ``loggers`` (progress bar, CSV),
-``live`` (a plot that redraws), ``stopping`` (early stopping, NaN), ``checkpointing``,
-``lr`` (every learning-rate callback), ``monitor`` (what "better" means).
+``live`` (a plot that redraws), ``periodic`` (evaluation every k updates), ``stopping``
+(early stopping, NaN), ``checkpointing``, ``lr`` (every learning-rate callback), ``monitor``
+(what "better" means).
 
 The Keras lines ``EarlyStopping(monitor='val_loss', patience=10)`` and
 ``ModelCheckpoint('best_model.h5', save_best_only=True)`` read the same here (with a ``.pt``
@@ -16,6 +17,7 @@ from labpkg.callbacks.live import LivePlot
 from labpkg.callbacks.loggers import CSVLogger, ProgbarLogger
 from labpkg.callbacks.lr import LearningRateScheduler, LRSchedulerCallback, ReduceLROnPlateau
 from labpkg.callbacks.monitor import is_improvement, resolve_mode
+from labpkg.callbacks.periodic import EvaluateEvery
 from labpkg.callbacks.stopping import EarlyStopping, TerminateOnNaN
 
 __all__ = [
@@ -24,6 +26,7 @@ __all__ = [
     "Callback",
     "CallbackList",
     "EarlyStopping",
+    "EvaluateEvery",
     "History",
     "LRSchedulerCallback",
     "LearningRateScheduler",
