@@ -20,14 +20,13 @@ import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
-_CODE_BLOCK = re.compile(r"^(```|~~~).*?^\1", re.S | re.M)
 _INLINE_CODE = re.compile(r"`[^`\n]*`")
 #: {glue:text}`name` or {glue:text}`name:.3f`: the name and the format spec
 GLUE_ROLE = re.compile(r"\{glue:text\}`([^`:]+)(?::([^`]*))?`")
 _ROLE = re.compile(r"\{[\w:-]+\}`[^`]*`")  # {doc}`06_data`, {term}`epoch`, {glue:text}`x`
 _LINK_TARGET = re.compile(r"\]\([^)]*\)")
 _DIRECTIVE_OPTION = re.compile(r"^:[\w-]+:.*$", re.M)  # :class: dropdown
-_LIST_MARKER = re.compile(r"^\s*\d+\.\s", re.M)  # "1. " of a numbered list
+_LIST_MARKER = re.compile(r"^\s*(#+\s*)?\d+\.\s", re.M)  # "1. " of a list, "## 2. " of a heading
 _HEADING = re.compile(r"^#{1,6} ", re.M)
 # a numeral not glued to a word: "384", "1,000", "0.6931", "3e-3"; not "float16", "T4", "16-bit"
 _NUMERAL = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?(?:e-?\d+)?)(?![\w]|-bit|\.\d)")
@@ -48,9 +47,35 @@ def cells(notebook: Path) -> list[dict]:
     return json.loads(notebook.read_text())["cells"]
 
 
-def _prose(text: str) -> str:
+def without_code_blocks(text: str) -> str:
+    """Drop fenced code blocks; keep the content of MyST directives (```{glossary}, ...)."""
+    kept, fence = [], None
+    for line in text.splitlines():
+        stripped = line.lstrip()
+        if fence is None and stripped.startswith(("```", "~~~")):
+            marker = stripped[:3]
+            fence = "directive" if stripped[3:].startswith("{") else marker
+            continue
+        if (
+            fence is not None
+            and stripped.startswith(("```", "~~~"))
+            and stripped.strip()
+            in (
+                "```",
+                "~~~",
+            )
+        ):
+            fence = None
+            continue
+        if fence in (None, "directive"):
+            kept.append(line)
+    return "\n".join(kept)
+
+
+def prose(text: str) -> str:
     """Markdown as read, without code, roles (glue, doc, term), link targets, list markers."""
-    for pattern in (_CODE_BLOCK, _ROLE, _INLINE_CODE, _LINK_TARGET, _DIRECTIVE_OPTION):
+    text = without_code_blocks(text)
+    for pattern in (_ROLE, _INLINE_CODE, _LINK_TARGET, _DIRECTIVE_OPTION):
         text = pattern.sub(" ", text)
     return _LIST_MARKER.sub(" ", text)
 
@@ -84,7 +109,7 @@ def prose_numerals(notebook: Path, words: bool = True) -> list[str]:
     found = []
     for cell in cells(notebook):
         if cell["cell_type"] == "markdown":
-            text = _prose("".join(cell["source"]))
+            text = prose("".join(cell["source"]))
             found += numerals_in(text) + (words_in(text) if words else [])
     return found
 
@@ -173,15 +198,17 @@ def code_numbers(notebook: Path) -> set[float]:
     return numbers
 
 
-def unchecked(notebook: Path, exercise_numbers: set[float], allowed: set[str]) -> list[str]:
-    """The numbers stated in ``notebook``'s prose that nothing checks, with their section."""
+def unchecked(
+    notebook: Path, exercise_numbers: set[float], allowed: set[str]
+) -> list[tuple[str, str]]:
+    """The numbers stated in ``notebook``'s prose that nothing checks: (numeral, section)."""
     found = []
     for section in sections(notebook):
         checks = asserted(section.code)
-        text = _prose(section.prose)
+        text = prose(section.prose)
         for numeral in numerals_in(text) + words_in(text):
             number = value(numeral)
             if checks.cover(number) or number in exercise_numbers or numeral in allowed:
                 continue
-            found.append(f"{numeral!r} in '{section.heading.strip()}'")
+            found.append((numeral, section.heading.strip()))
     return found

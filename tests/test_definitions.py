@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, toc_files
+from numerals import without_code_blocks
 
 #: term -> (how the prose writes it, the chapter that defines it)
 TERMS: dict[str, tuple[str, str]] = {
@@ -37,7 +38,6 @@ TERMS: dict[str, tuple[str, str]] = {
     "mixed precision": (r"mixed precision|autocast", "15_gpu"),
 }
 
-_CODE_BLOCK = re.compile(r"^(```|~~~).*?^\1", re.S | re.M)
 _INLINE_CODE = re.compile(r"`[^`\n]*`")
 _TERM_ROLE = re.compile(r"\{term\}`[^`]*`")
 _OTHER_ROLE = re.compile(r"\{[\w:-]+\}`[^`]*`")
@@ -54,7 +54,8 @@ def prose(stem: str) -> str:
     """The chapter's markdown as a reader reads it: no code, glossary links kept apart."""
     cells = json.loads((ROOT / "lessons" / f"{stem}.ipynb").read_text())["cells"]
     text = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
-    for pattern in (_CODE_BLOCK, _DIRECTIVE_LINE, _TERM_ROLE, _OTHER_ROLE, _INLINE_CODE):
+    text = without_code_blocks(text)
+    for pattern in (_DIRECTIVE_LINE, _TERM_ROLE, _OTHER_ROLE, _INLINE_CODE):
         text = pattern.sub(" ", text)
     return _LINK_TARGET.sub("]", text)
 
