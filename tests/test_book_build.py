@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import pytest
@@ -92,3 +93,29 @@ def test_glued_numbers_appear_on_the_page_as_the_cells_computed_them(rehearsal, 
         assert key in values, f"{name}: nothing glued as {key!r}"
         shown = format_plain_text(values[key], spec or "")
         assert shown in page, f"{name}: {key} should read {shown!r}"
+
+
+def _sidebar_entries(page) -> list[tuple[str, str]]:
+    """(target page, text) of every link in the page's left sidebar, in order."""
+    from bs4 import BeautifulSoup  # sphinx-book-theme's own dependency
+
+    nav = BeautifulSoup(page.read_text(), "html.parser").select_one("nav.bd-docs-nav")
+    base = page.parent.relative_to(page.parents[1])  # pages' links are relative to their folder
+    return [
+        # the page's own entry links to "#"
+        ((base / (a["href"].split("#")[0] or page.name)).as_posix(), " ".join(a.get_text().split()))
+        for a in nav.select("a.reference.internal")
+    ]
+
+
+@pytest.mark.parametrize("name", ["lessons/02_epochs", "book/glossary"])
+def test_sidebar_lists_every_page_once_with_chapters_numbered_as_read(built_site, name):
+    entries = _sidebar_entries(built_site.html / f"{name}.html")
+    targets = [os.path.normpath(target).removesuffix(".html") for target, _ in entries]
+    assert targets == toc_files()  # the toc's order, the home page first, each page once
+    for target, text in zip(targets, (text for _, text in entries), strict=True):
+        number = re.match(r"lessons/(\d\d)_", target)
+        if number and number[1] != "00":  # chapter k is "k. Title", as its file is numbered
+            assert text.startswith(f"{int(number[1])}. "), (target, text)
+        else:  # setup, how-to and reference pages are not chapters
+            assert not re.match(r"\d+\. ", text), (target, text)
