@@ -66,8 +66,8 @@ def browser():
 class PageVisit:
     """One page load with every request and console message recorded."""
 
-    def __init__(self, browser, url: str, theme: str | None = None):
-        self.context = browser.new_context(viewport=VIEWPORT)
+    def __init__(self, browser, url: str, theme: str | None = None, viewport=VIEWPORT):
+        self.context = browser.new_context(viewport=viewport)
         if theme is not None:  # the site's light/dark switch stores its choice here
             self.context.add_init_script(f"localStorage.setItem('mode', '{theme}')")
         self.page = self.context.new_page()
@@ -139,6 +139,30 @@ def test_setup_chapter_renders_its_progress_widget(browser, site_url):
         text = visit.page.locator(".widget-subarea").first.inner_text()
         text = " ".join(text.replace("\u2007", " ").split())  # tqdm pads with figure spaces
         assert "epoch 1/1: 100%" in text and "4/4" in text  # the saved, finished bar
+        assert visit.errors == []
+    finally:
+        visit.close()
+
+
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.mark.parametrize("viewport", [PHONE, VIEWPORT], ids=["phone", "desktop"])
+def test_the_sidebar_button_opens_the_contents_on_a_phone_and_hides_them_on_a_desktop(
+    browser, site_url, viewport
+):
+    from playwright.sync_api import expect
+
+    visit = PageVisit(browser, f"{site_url}/lessons/02_epochs.html", viewport=viewport)
+    try:
+        page, phone = visit.page, viewport is PHONE
+        # one toggle: with a second (hidden) one, the themes' scripts bind that one instead
+        assert page.locator(".primary-toggle").count() == 1
+        assert page.eval_on_selector("#pst-header", "h => h.offsetHeight") == 0  # no empty bar
+        contents = page.locator("nav.bd-docs-nav a.reference").first
+        expect(contents).to_be_hidden() if phone else expect(contents).to_be_visible()
+        page.locator(".primary-toggle").click()
+        expect(contents).to_be_visible() if phone else expect(contents).to_be_hidden()
         assert visit.errors == []
     finally:
         visit.close()
