@@ -22,20 +22,11 @@ LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backgro
 VIEWPORT = {"width": 1280, "height": 800}  # a common laptop screen
 FIGURES = "div.cell_output img[src*='_images/']"
 CONCURRENT = 3
-# Console noise that is not ours and appears with the stock configuration too.
-KNOWN_NOISE = (
-    "Identifier 'THEBE_JS_URL' has already been declared",
-    "Got invalid theme mode: . Resetting to auto.",  # theme, first visit: no stored mode
-)
 
 
 def is_local(url: str) -> bool:
     parsed = urlparse(url)
     return parsed.scheme in {"data", "blob", "about"} or parsed.hostname == "127.0.0.1"
-
-
-def is_noise(error: str) -> bool:
-    return any(noise in error for noise in KNOWN_NOISE)
 
 
 @dataclass
@@ -159,8 +150,7 @@ async def _visit(browser, url: str, themes: list[str]) -> dict[str, Look]:
         for theme in themes:
             shown = await _set_theme(page, theme)
             figures = await _figures(page)
-            found = [e for e in errors if not is_noise(e)]
-            looks[theme] = Look(theme=shown, errors=found, figures=figures, **common)
+            looks[theme] = Look(theme=shown, errors=list(errors), figures=figures, **common)
         return looks
     finally:
         await context.close()

@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 
 import pytest
 from conftest import ROOT, drawing_cells, toc_files
-from pages import CHROMIUM, LAUNCH_ARGS, VIEWPORT, is_local, is_noise, look_at_all
+from pages import CHROMIUM, LAUNCH_ARGS, VIEWPORT, is_local, look_at_all
 
 pytestmark = pytest.mark.xdist_group("site")  # one worker runs the rehearsal, build, browser
 
@@ -85,8 +85,7 @@ class PageVisit:
             self._record(f"console: {msg.text}")
 
     def _record(self, error: str) -> None:
-        if not is_noise(error):
-            self.errors.append(error)
+        self.errors.append(error)
 
     def close(self) -> None:
         self.context.close()
