@@ -2,7 +2,8 @@
 
 Cross-entropy scores every pixel on its own, so a class that covers few pixels barely moves it.
 Dice and Jaccard losses score the *overlap* of each class as a whole, so a small class weighs as
-much as a large one. Their sum (``DiceCELoss``) is a robust default.
+much as a large one. Their sum (``DiceCELoss``) adds the second view to the first; chapter 10
+measures when that helps (small objects, short runs) instead of calling it a default.
 
 All losses compute in float32, even under autocast (see ``labpkg.functional``). Where labpkg
 differs from other libraries, the docstring says so.

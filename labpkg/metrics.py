@@ -2,8 +2,9 @@
 
 Each metric holds one C×C confusion matrix (``labpkg.confusion``) summed over every batch of
 an epoch and divides only at the end: *dataset-level* scores. Averaging per-batch IoU instead
-gives a different, wrong number (a batch without a class says nothing about that class, yet
-would count as a score). ``update`` never waits for the device; ``results`` reads the scores
+mixes a batching artefact into the number (it changes with the batch size, and a batch
+without a class would count as a score); a per-image mean is a different, legitimate metric
+(chapter 11). ``update`` never waits for the device; ``results`` reads the scores
 back once per epoch.
 """
 
