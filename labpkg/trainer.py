@@ -43,7 +43,8 @@ class Trainer(Evaluator):
         metrics: objects that follow the ``labpkg.metrics.Metric`` protocol
             (``reset/update/results/sync``), e.g. ``SegmentationMetrics``.
         device: None picks cuda, then mps, then cpu. Under ``torchrun`` the Trainer joins the
-            process group itself and each process uses its own GPU (``cuda:LOCAL_RANK``).
+            process group itself and each process uses its own GPU (``cuda:LOCAL_RANK``);
+            ``"cpu"`` keeps every process on the CPU (gloo), also where GPUs exist.
         amp: mixed precision (autocast) for forward and loss: False (default), True, or
             ``"auto"``, which turns it on only where it is faster: on GPUs, and on CPUs with
             native bfloat16 (``labpkg.devices.amp_is_fast``; about 10× slower elsewhere).
@@ -91,7 +92,7 @@ class Trainer(Evaluator):
             model, optimizer, loss, metrics, grad_clip_norm, accumulate_grad_batches
         )
         # a script started by torchrun joins its process group here, so W copies train as one
-        joined = distributed.init_from_env()
+        joined = distributed.init_from_env(device=device)  # device="cpu": gloo on the CPU
         chosen = joined if device is None and joined else pick_device(device)
         self.device = distributed.local_device(chosen)
         self.memory_format = torch.channels_last if channels_last else torch.preserve_format
