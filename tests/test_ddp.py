@@ -249,3 +249,16 @@ def test_two_processes_on_one_gpu_are_refused_before_joining_with_the_way_out(to
 def test_device_cpu_joins_with_gloo_on_the_cpu_where_gpus_exist(torchrun_env):
     assert distributed.init_from_env(verbose=False, device="cpu") == torch.device("cpu")
     assert torchrun_env == ["gloo"]
+
+
+def test_the_data_parallel_chapter_runs_its_processes_on_the_cpu_everywhere():
+    # a one-GPU Colab would otherwise start two processes on one GPU (refused, above)
+    import json
+    from pathlib import Path
+
+    chapter = Path(__file__).resolve().parents[1] / "lessons" / "16_data_parallel.ipynb"
+    code = "".join(
+        "".join(c["source"]) for c in json.loads(chapter.read_text())["cells"]
+        if c["cell_type"] == "code"
+    )  # fmt: skip
+    assert "labpkg.Trainer(" in code and 'device="cpu"' in code

@@ -13,7 +13,7 @@ file).
 from labpkg.callbacks.base import Callback, CallbackList
 from labpkg.callbacks.checkpointing import ModelCheckpoint
 from labpkg.callbacks.gradients import GradientNorm
-from labpkg.callbacks.history import BatchHistory, History
+from labpkg.callbacks.history import BatchHistory, History, HookRecorder
 from labpkg.callbacks.live import LivePlot
 from labpkg.callbacks.loggers import CSVLogger, ProgbarLogger
 from labpkg.callbacks.lr import LearningRateScheduler, LRSchedulerCallback, ReduceLROnPlateau
@@ -30,6 +30,7 @@ __all__ = [
     "EvaluateEvery",
     "GradientNorm",
     "History",
+    "HookRecorder",
     "LRSchedulerCallback",
     "LearningRateScheduler",
     "LivePlot",
