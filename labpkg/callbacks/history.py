@@ -203,4 +203,3 @@ class HookRecorder(Callback):
             shown = ["" if n is None else str(n + 1) for n in (epoch, batch)]
             lines.append(f"{hook:<26}{shown[0]:>6}{shown[1]:>6}{step:>9}")
         return "\n".join(lines)
-
