@@ -44,7 +44,8 @@ class GradientNorm(Callback):
         norms (list[float]): one per update, in order.
         steps (list[int]): the ``global_step`` each norm belongs to (1 for the first update).
 
-    Adds ``grad_norm`` to the epoch logs: the mean norm of the epoch's updates.
+    Adds ``grad_norm`` to the epoch logs: the mean norm of the epoch's updates. A run resumed
+    from a checkpoint starts a new record, as its ``History`` does.
 
     Example:
         >>> from torch.utils.data import DataLoader, TensorDataset
