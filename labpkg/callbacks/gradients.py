@@ -14,8 +14,9 @@ __all__ = ["GradientNorm", "global_grad_norm"]
 def global_grad_norm(parameters) -> torch.Tensor:
     """The L2 norm of all gradients together, as if concatenated into one vector.
 
-    The norm ``torch.nn.utils.clip_grad_norm_`` computes (and returns) before clipping:
-    sqrt(sum over parameters of ||grad||²). Parameters without a gradient are left out.
+    The norm ``torch.nn.utils.clip_grad_norm_`` computes (and returns) before clipping: the
+    square root of the sum, over parameters, of each gradient's squared L2 norm. Parameters
+    without a gradient are left out.
 
     Returns:
         A 0-d float32 tensor on the gradients' device (no host read).
