@@ -2,8 +2,14 @@
 
 Under data parallelism each process normalises with the mean and variance of its own
 mini-batch; one process holding the whole global batch would use those of all of them, so the
-two runs train differently. ``torch.nn.SyncBatchNorm`` closes the gap on GPUs only; this
-module's ``GlobalBatchNorm2d`` does it anywhere, with one all-reduce per layer and mini-batch.
+two runs train differently. ``torch.nn.SyncBatchNorm`` closes the gap on accelerators only (it
+refuses CPU tensors); this module's ``GlobalBatchNorm2d`` does it anywhere.
+
+The cost: two collectives per layer and mini-batch, an all-reduce of the statistics in the
+forward pass and an all-reduce of their gradients in the backward pass (the backward of
+``torch.distributed.nn.functional.all_reduce`` is an all-reduce). ``SyncBatchNorm`` also makes
+two: an all-gather of each process's mean, inverse standard deviation and count in forward, an
+all-reduce of two gradient sums in backward (``torch/nn/modules/_functions.py``).
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
 
     Each channel's count, sum and sum of squares are summed across processes with an
     autograd-aware all-reduce, so forward *and* backward equal one process holding the global
-    batch. In eval mode, or without data parallelism, it is a plain ``BatchNorm2d``.
+    batch; the backward pass all-reduces the gradients of those sums (a second collective).
+    In eval mode, or without data parallelism, it is a plain ``BatchNorm2d``.
 
     Example:
         >>> layer = GlobalBatchNorm2d(3)  # one process: the same as nn.BatchNorm2d(3)

@@ -39,7 +39,9 @@ __all__ = [
 ]
 
 
-def init_from_env(verbose: bool = True) -> torch.device | None:
+def init_from_env(
+    verbose: bool = True, device: str | torch.device | None = None
+) -> torch.device | None:
     """Join the process group that ``torchrun`` describes in the environment, if any.
 
     ``torchrun --nproc_per_node=W script.py`` starts W copies of the script with ``RANK``,
@@ -50,19 +52,28 @@ def init_from_env(verbose: bool = True) -> torch.device | None:
 
     Args:
         verbose: print one line on rank 0 when the group is joined (default True).
+        device: the device the Trainer was asked for: ``"cpu"`` joins with ``gloo`` on the
+            CPU even where GPUs exist (e.g. two processes on a one-GPU Colab); None takes one
+            GPU per process if there are GPUs.
 
     Returns:
         The device this process should use, or None when not launched by torchrun (or when a
         group already exists: whoever made it chose the devices).
+
+    Raises:
+        RuntimeError: before joining, when GPUs are to be used but this machine has fewer
+            than the processes torchrun started on it (one GPU each is needed).
     """
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or is_distributed():
         return None
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if torch.cuda.is_available():
+    wanted = None if device is None else torch.device(device).type
+    if torch.cuda.is_available() and wanted in (None, "cuda"):
+        _check_one_gpu_each(local_rank)
         torch.cuda.set_device(local_rank)  # one GPU per process, not W processes on GPU 0
-        backend, device = "nccl", torch.device("cuda", local_rank)
+        backend, chosen = "nccl", torch.device("cuda", local_rank)
     else:
-        backend, device = "gloo", torch.device("cpu")
+        backend, chosen = "gloo", torch.device("cpu")
     dist.init_process_group(backend)
     atexit.register(_destroy_group)
     if verbose and rank() == 0:
@@ -71,7 +82,19 @@ def init_from_env(verbose: bool = True) -> torch.device | None:
             f"({backend}); each trains on its own 1/{world_size()} share of every epoch",
             flush=True,
         )
-    return device
+    return chosen
+
+
+def _check_one_gpu_each(local_rank: int) -> None:
+    gpus = torch.cuda.device_count()
+    if local_rank < gpus:
+        return
+    here = os.environ.get("LOCAL_WORLD_SIZE", str(local_rank + 1))
+    raise RuntimeError(
+        f"torchrun started {here} processes on this machine, but it has {gpus} GPU(s): each "
+        f"process needs its own GPU. Start at most {gpus} (--nproc_per_node={gpus}), or train "
+        "on the CPU with gloo: Trainer(..., device='cpu')"
+    )
 
 
 def _destroy_group() -> None:

@@ -189,6 +189,12 @@ EXERCISES: dict[str, Exercise] = {
         "Each reduction multiplies by the factor.",
         decimals=8,
     ),
+    "14.3": Exercise(
+        "accumulate_grad_batches=4 and an epoch of ten mini-batches: how many times does "
+        "on_after_backward run in the epoch?",
+        lambda: counting.updates_per_epoch(10, 1, accumulate=4),
+        "It runs once per optimizer update; the last, smaller group is an update too.",
+    ),
     "15.1": Exercise(
         "What is the largest finite float16 number?",
         lambda: 65504,
@@ -232,6 +238,12 @@ EXERCISES: dict[str, Exercise] = {
         lambda: 0.1 * counting.effective_batch_size(32, world_size=8) / 32,
         "Multiply by the growth of the global batch.",
         decimals=6,
+    ),
+    "16.3": Exercise(
+        "64 samples, batch 4 per process, accumulate_grad_batches=2, started with "
+        "--nproc_per_node=4 instead of 2: how many updates per epoch does each process make?",
+        lambda: counting.updates_per_epoch(64, 4, accumulate=2, world_size=4),
+        "Each process reads 64 / 4 samples per epoch, in mini-batches of 4.",
     ),
     "09.1": Exercise(
         "Loading a batch takes 2 ms and training on it 48 ms. What share of the time is loading?",

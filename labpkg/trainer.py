@@ -11,13 +11,12 @@ import copy
 import itertools
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from labpkg import checkpoint, checks, counting, distributed, resume
+from labpkg import checkpoint, checks, counting, distributed, resume, update
 from labpkg.callbacks.base import Callback, CallbackList
 from labpkg.callbacks.history import History
 from labpkg.callbacks.loggers import ProgbarLogger
@@ -28,6 +27,7 @@ from labpkg.losses import get_loss
 from labpkg.metrics import Metric
 from labpkg.resume import Checkpoints, ResumePoint
 from labpkg.state import TrainState
+from labpkg.update import AppliedSteps
 
 __all__ = ["TrainState", "Trainer"]
 
@@ -43,7 +43,8 @@ class Trainer(Evaluator):
         metrics: objects that follow the ``labpkg.metrics.Metric`` protocol
             (``reset/update/results/sync``), e.g. ``SegmentationMetrics``.
         device: None picks cuda, then mps, then cpu. Under ``torchrun`` the Trainer joins the
-            process group itself and each process uses its own GPU (``cuda:LOCAL_RANK``).
+            process group itself and each process uses its own GPU (``cuda:LOCAL_RANK``);
+            ``"cpu"`` keeps every process on the CPU (gloo), also where GPUs exist.
         amp: mixed precision (autocast) for forward and loss: False (default), True, or
             ``"auto"``, which turns it on only where it is faster: on GPUs, and on CPUs with
             native bfloat16 (``labpkg.devices.amp_is_fast``; about 10× slower elsewhere).
@@ -91,7 +92,7 @@ class Trainer(Evaluator):
             model, optimizer, loss, metrics, grad_clip_norm, accumulate_grad_batches
         )
         # a script started by torchrun joins its process group here, so W copies train as one
-        joined = distributed.init_from_env()
+        joined = distributed.init_from_env(device=device)  # device="cpu": gloo on the CPU
         chosen = joined if device is None and joined else pick_device(device)
         self.device = distributed.local_device(chosen)
         self.memory_format = torch.channels_last if channels_last else torch.preserve_format
@@ -119,8 +120,7 @@ class Trainer(Evaluator):
         self.resume_progress: dict | None = None  # set by restore() for a mid-epoch resume
         self._input_checks = checks.FirstBatchChecks(loss, *self.metrics, *self.val_metrics)
         self._interrupt = DeferredInterrupt()
-        self._applied_steps = 0  # optimizer steps that really ran (a skipped one does not)
-        optimizer.register_step_post_hook(self._count_applied_step)
+        self.applied_steps = AppliedSteps(optimizer)  # a step the GradScaler skips is not one
 
     # ----------------------------------------------------------------------------- fit
     def fit(
@@ -226,7 +226,7 @@ class Trainer(Evaluator):
             state.batches_seen += 1
             state.samples_seen += len(target)
             if ends_group:
-                self._optimizer_step()  # 4. optimizer step: one update, one iteration
+                self._optimizer_step(batch)  # 4. optimizer step: one update, one iteration
                 state.global_step += 1
             self.running_loss.add(loss, len(target))  # 5. metrics and callbacks
             for metric in self.metrics:
@@ -270,19 +270,10 @@ class Trainer(Evaluator):
         checks.check_loss_value(loss)  # one number per mini-batch (shape only: no host read)
         return logits, loss
 
-    def _optimizer_step(self) -> None:
-        if self.grad_clip_norm is not None:
-            self.scaler.unscale_(self.optimizer)  # clip the true gradients, not scaled ones
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip_norm)
-        applied = self._applied_steps
-        self.scaler.step(self.optimizer)  # skipped if float16 gradients overflowed
-        self.scaler.update()
-        self.optimizer.zero_grad(set_to_none=True)
-        if self._applied_steps == applied:
-            self.state.skipped_updates += 1
-
-    def _count_applied_step(self, *_: Any) -> None:
-        self._applied_steps += 1
+    def _optimizer_step(self, batch: int | None = None) -> None:
+        """One update: unscale, ``on_after_backward``, clip, ``on_before_optimizer_step``,
+        step, zero the gradients (``labpkg.update``; no hooks when ``batch`` is None)."""
+        update.optimizer_update(self, batch)
 
     # -------------------------------------------------------------------- checkpoints
     def save_checkpoint(self, path: str) -> None:

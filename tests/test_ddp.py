@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 import torch.distributed as dist
@@ -174,9 +176,34 @@ def _global_batchnorm(rank: int) -> dict:
     torch.manual_seed(0)
     x = torch.randn(8, 3, 4, 4)[rank * 4 : rank * 4 + 4].requires_grad_()  # my half
     layer = GlobalBatchNorm2d(3)
-    y = layer(x)
-    (y * torch.arange(y.numel()).reshape(y.shape)).sum().backward()  # an uneven loss
-    return {"y": y.detach(), "dx": x.grad, "dw": layer.weight.grad, "mean": layer.running_mean}
+    with _counting_all_reduces() as calls:
+        y = layer(x)
+        forward_calls = len(calls)
+        (y * torch.arange(y.numel()).reshape(y.shape)).sum().backward()  # an uneven loss
+    return {
+        "y": y.detach(),
+        "dx": x.grad,
+        "dw": layer.weight.grad,
+        "mean": layer.running_mean,
+        "all_reduces": [forward_calls, len(calls) - forward_calls],
+    }
+
+
+@contextlib.contextmanager
+def _counting_all_reduces():
+    """Count ``torch.distributed.all_reduce`` calls (the autograd-aware all-reduce of
+    ``torch.distributed.nn.functional`` calls it in its forward and in its backward)."""
+    calls, original = [], dist.all_reduce
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    dist.all_reduce = counted
+    try:
+        yield calls
+    finally:
+        dist.all_reduce = original
 
 
 def test_global_batchnorm_on_two_processes_equals_batchnorm_on_the_whole_batch(ranks):
@@ -195,3 +222,43 @@ def test_global_batchnorm_on_two_processes_equals_batchnorm_on_the_whole_batch(r
     )
     for r in ranks:
         torch.testing.assert_close(r["mean"], layer.running_mean)
+        # one all-reduce in forward (the statistics), one in backward (their gradients)
+        assert r["all_reduces"] == [1, 1]
+
+
+# ------------------------------------------- torchrun with more processes than GPUs
+@pytest.fixture
+def torchrun_env(monkeypatch):
+    """The environment of torchrun's second process on a machine with one GPU."""
+    for name, value in {"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    joined = []
+    monkeypatch.setattr(dist, "init_process_group", lambda backend, **kw: joined.append(backend))
+    return joined
+
+
+def test_two_processes_on_one_gpu_are_refused_before_joining_with_the_way_out(torchrun_env):
+    with pytest.raises(RuntimeError, match=r"2 processes .* 1 GPU.*device='cpu'"):
+        distributed.init_from_env(verbose=False)
+    assert torchrun_env == []  # refused before joining: no process waits for a peer
+
+
+def test_device_cpu_joins_with_gloo_on_the_cpu_where_gpus_exist(torchrun_env):
+    assert distributed.init_from_env(verbose=False, device="cpu") == torch.device("cpu")
+    assert torchrun_env == ["gloo"]
+
+
+def test_the_data_parallel_chapter_runs_its_processes_on_the_cpu_everywhere():
+    # a one-GPU Colab would otherwise start two processes on one GPU (refused, above)
+    import json
+    from pathlib import Path
+
+    chapter = Path(__file__).resolve().parents[1] / "lessons" / "16_data_parallel.ipynb"
+    code = "".join(
+        "".join(c["source"]) for c in json.loads(chapter.read_text())["cells"]
+        if c["cell_type"] == "code"
+    )  # fmt: skip
+    assert "labpkg.Trainer(" in code and 'device="cpu"' in code

@@ -39,6 +39,7 @@ TRUE_ANSWERS = {
     "12.2": 160,  # 32 updates x 5 epochs
     "14.1": 17,  # best 7 + patience 10
     "14.2": 3.75e-4,  # 3e-3 / 8
+    "14.3": 3,  # updates after mini-batches 4, 8 and 10 (the remainder group)
     "15.1": 65504,
     "15.2": 2,  # 8 -> 4 -> 2
     "17.1": 640,  # 1024 / 8 = 128 updates x 5 epochs
@@ -47,6 +48,7 @@ TRUE_ANSWERS = {
     "07.2": 32,  # 128 / 4
     "16.1": 196,  # ceil(50000 / 8) = 6250 per process, ceil(6250 / 32)
     "16.2": 0.8,  # the global batch grew 8x
+    "16.3": 2,  # 64 / 4 = 16 samples per process, 4 mini-batches of 4, one update per 2
     "09.1": 0.04,  # 2 / 50
     "09.2": 103,  # base + worker id
     "05.1": 12,  # 4 updates x 3 epochs

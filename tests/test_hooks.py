@@ -57,6 +57,8 @@ def expected_events(run: Run) -> list[Event]:
             emit("batch_begin", epoch, b)
             batches, samples = batches + 1, samples + sizes[b]
             if (b + 1) % run.accumulate == 0 or b + 1 == per_epoch:
+                emit("after_backward", epoch, b)  # once per update, before it counts
+                emit("before_optimizer_step", epoch, b)
                 step += 1
             emit("batch_end", epoch, b)
             if stopped:
@@ -108,12 +110,28 @@ class StopAt(labpkg.Callback):
     def on_test_end(self, logs=None):
         self._check("test_end")
 
+    def on_after_backward(self, batch, logs=None):
+        self._check("after_backward", batch)
+
+    def on_before_optimizer_step(self, batch, logs=None):
+        self._check("before_optimizer_step", batch)
+
     def on_epoch_end(self, epoch, logs=None):
         self._check("epoch_end")
 
 
+class GradientRecorder(Recorder):
+    """Also records the two gradient hooks."""
+
+    def on_after_backward(self, batch, logs=None):
+        self._note("after_backward", batch)
+
+    def on_before_optimizer_step(self, batch, logs=None):
+        self._note("before_optimizer_step", batch)
+
+
 def _record(run: Run) -> list[Event]:
-    recorder = Recorder()
+    recorder = GradientRecorder()
     callbacks: list[labpkg.Callback] = [recorder]
     if run.stop is not None:
         callbacks.insert(0, StopAt(*run.stop))  # before the recorder: it sees the same state
@@ -152,6 +170,8 @@ STOPS = [
     ("epoch_begin", 1, None),
     ("batch_begin", 0, 1),
     ("batch_end", 1, 0),
+    ("after_backward", 0, 1),
+    ("before_optimizer_step", 1, 3),
     ("test_begin", 0, None),
     ("test_batch_begin", 0, 1),
     ("test_batch_end", 1, 0),

@@ -8,7 +8,13 @@ Where each hook fires (a simplified ``Trainer.fit``)::
         callbacks.on_epoch_begin(epoch)
         for batch, (x, y) in enumerate(train_loader):
             callbacks.on_train_batch_begin(batch)
-            ...forward, loss, backward, (every k mini-batches) optimizer step...
+            ...forward, loss, backward...
+            if the mini-batch ends an accumulation group (every k, and the epoch's last):
+                ...unscale the gradient (float16's GradScaler)...
+                callbacks.on_after_backward(batch)         # the whole group's gradient
+                ...clip it (grad_clip_norm)...
+                callbacks.on_before_optimizer_step(batch)  # the gradient the step applies
+                ...optimizer step, zero_grad; global_step += 1...
             callbacks.on_train_batch_end(batch, logs)      # logs: running epoch means
             if trainer.state.stop_training: break          # the epoch ends here
         callbacks.on_test_begin()                          # validation, if due
@@ -25,6 +31,15 @@ The loop looks at ``stop_training`` in the two places marked above, after each m
 before each epoch, and training ends at whichever comes next; the current epoch's validation
 and ``on_epoch_end`` still run, as in Keras. A stop in the middle of an accumulation group
 makes no update from the part of the group that ran.
+
+The two gradient hooks fire once per optimizer update, not once per backward: with
+``accumulate_grad_batches=k`` the gradient is complete only after the group's last backward,
+and ``GradScaler.unscale_`` may run only then, once (``labpkg.update``). Both see
+``param.grad`` summed over the group (and averaged over processes under data parallelism),
+divided by the float16 scale; ``on_after_backward`` before clipping, ``on_before_optimizer_step``
+after it. A step the GradScaler then skips (overflow) still had both hooks. Lightning has hooks
+of these names with other moments: its ``on_after_backward`` runs after every backward, with
+gradients still scaled, and its ``on_before_optimizer_step`` before clipping.
 """
 
 from __future__ import annotations
@@ -71,6 +86,8 @@ class Callback:
     def on_test_end(self, logs: dict | None = None) -> None: ...
     def on_test_batch_begin(self, batch: int, logs: dict | None = None) -> None: ...
     def on_test_batch_end(self, batch: int, logs: dict | None = None) -> None: ...
+    def on_after_backward(self, batch: int, logs: dict | None = None) -> None: ...
+    def on_before_optimizer_step(self, batch: int, logs: dict | None = None) -> None: ...
 
     #: The name this callback's state has in checkpoints (None means ``default_key()``).
     #: Set it when two callbacks of one kind would otherwise share a key.
@@ -157,3 +174,9 @@ class CallbackList:
 
     def on_test_batch_end(self, batch, logs=None):
         self._call("on_test_batch_end", batch, logs)
+
+    def on_after_backward(self, batch, logs=None):
+        self._call("on_after_backward", batch, logs)
+
+    def on_before_optimizer_step(self, batch, logs=None):
+        self._call("on_before_optimizer_step", batch, logs)

@@ -159,6 +159,8 @@ def _known_log_keys(trainer: Any, per_batch: bool) -> set[str] | None:
             return None
         if type(callback).__module__ == "labpkg.callbacks.lr":  # they log the learning rate
             keys.add("learning_rate")
+        if type(callback).__module__ == "labpkg.callbacks.gradients":
+            keys.add("grad_norm")
     if getattr(trainer, "val_loader", None) is not None:
-        keys |= {f"val_{k}" for k in keys if k != "learning_rate"}
+        keys |= {f"val_{k}" for k in keys if k not in ("learning_rate", "grad_norm")}
     return keys

@@ -1,4 +1,4 @@
-"""``History``: every epoch's logs, kept for tables and plots."""
+"""``History``: every epoch's logs, kept for tables and plots; and finer records of a run."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from labpkg.callbacks.base import Callback
 
-__all__ = ["BatchHistory", "History"]
+__all__ = ["BatchHistory", "History", "HookRecorder"]
 
 
 class History(Callback):
@@ -128,3 +128,78 @@ class BatchHistory(Callback):
             losses.append(total / (count - previous[1]))
             previous = (mean, count)
         return losses
+
+
+class HookRecorder(Callback):
+    """Records every hook call of a run, in order: the loop's order, read off the real Trainer.
+
+    Attributes:
+        calls (list[tuple]): one ``(hook, epoch, batch, global_step)`` per call: the hook's
+            name, the epoch in progress (None at train begin and end), the mini-batch index
+            the hook was given (None for hooks without one) and the updates made so far.
+
+    Example:
+        >>> from torch.utils.data import DataLoader, TensorDataset
+        >>> import torch
+        >>> from labpkg.trainer import Trainer
+        >>> model = torch.nn.Conv2d(3, 2, kernel_size=1)
+        >>> trainer = Trainer(model, torch.optim.SGD(model.parameters(), 0.1), "cross_entropy")
+        >>> pairs = TensorDataset(torch.rand(4, 3, 4, 4), torch.randint(0, 2, (4, 4, 4)))
+        >>> recorder = HookRecorder()
+        >>> _ = trainer.fit(DataLoader(pairs, batch_size=4), 1, callbacks=[recorder], verbose=0)
+        >>> [hook for hook, *_ in recorder.calls][:3]
+        ['on_train_begin', 'on_epoch_begin', 'on_train_batch_begin']
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[str, int | None, int | None, int]] = []
+
+    def _note(self, hook: str, batch: int | None = None, in_epoch: bool = True) -> None:
+        state = self.trainer.state
+        epoch = state.epoch if in_epoch else None
+        self.calls.append((hook, epoch, batch, state.global_step))
+
+    def on_train_begin(self, logs=None):
+        self._note("on_train_begin", in_epoch=False)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._note("on_epoch_begin")
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._note("on_train_batch_begin", batch)
+
+    def on_after_backward(self, batch, logs=None):
+        self._note("on_after_backward", batch)
+
+    def on_before_optimizer_step(self, batch, logs=None):
+        self._note("on_before_optimizer_step", batch)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._note("on_train_batch_end", batch)
+
+    def on_test_begin(self, logs=None):
+        self._note("on_test_begin")
+
+    def on_test_batch_begin(self, batch, logs=None):
+        self._note("on_test_batch_begin", batch)
+
+    def on_test_batch_end(self, batch, logs=None):
+        self._note("on_test_batch_end", batch)
+
+    def on_test_end(self, logs=None):
+        self._note("on_test_end")
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._note("on_epoch_end")
+
+    def on_train_end(self, logs=None):
+        self._note("on_train_end", in_epoch=False)
+
+    def table(self) -> str:
+        """The calls as a plain-text table, epoch and mini-batch 1-based as a reader counts."""
+        lines = [f"{'hook':<26}{'epoch':>6}{'batch':>6}{'updates':>9}"]
+        for hook, epoch, batch, step in self.calls:
+            shown = ["" if n is None else str(n + 1) for n in (epoch, batch)]
+            lines.append(f"{hook:<26}{shown[0]:>6}{shown[1]:>6}{step:>9}")
+        return "\n".join(lines)
