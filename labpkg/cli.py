@@ -85,7 +85,7 @@ def accounting(args: argparse.Namespace, world: int = 1) -> str:
 
 def train(args: argparse.Namespace) -> int:
     # under torchrun every process trains on its share; --batch-size is per process
-    device = distributed.init_from_env() or pick_device(args.device)
+    device = distributed.init_from_env(device=args.device) or pick_device(args.device)
     torch.manual_seed(args.seed)
     shapes = ShapesConfig.preset(args.difficulty, size=args.image_size)
     train_ds = SyntheticShapes(args.samples, shapes, seed=args.seed)
