@@ -23,9 +23,9 @@ from labpkg.optim import get_optimizer
 
 __all__ = ["CURVATURES", "START", "STEPS", "moving_average", "optimizer_path", "valley_loss"]
 
-#: (a, b): the valley's curvature along x (shallow) and across it, along y (steep).
+#: The valley's curvatures a and b, along x (shallow) and across it along y (steep).
 CURVATURES = (1.0, 20.0)
-#: Where every path starts: far along the valley, a little up its side.
+#: The point every path starts from, far along the valley and a little up its side.
 START = (-2.0, 0.5)
 #: Updates per path in the chapter's figure and the explorer.
 STEPS = 40
@@ -60,7 +60,7 @@ def optimizer_path(
         **options: passed to the optimizer, e.g. ``momentum=0.9`` or ``betas=(0.9, 0.999)``.
 
     Returns:
-        A float64 tensor of shape (steps + 1, 2): row t is the point after t updates.
+        The points as a float64 tensor of shape (steps + 1, 2), row t after t updates.
 
     Example:
         >>> optimizer_path("sgd", lr=0.1, steps=1, start=(1.0, 1.0))  # (1, 1) − 0.1·(1, 20)
@@ -89,7 +89,7 @@ def moving_average(values: Sequence[float] | torch.Tensor, beta: float) -> torch
         beta: how much of the old average each update keeps, in [0, 1).
 
     Returns:
-        A float64 tensor as long as ``values``: the average after each one.
+        The average after each value, a float64 tensor as long as ``values``.
 
     Example:
         >>> moving_average([1.0, 1.0, 1.0], beta=0.5)  # 1 − 0.5ᵗ

@@ -26,15 +26,16 @@ LEARNING_RATES = (0.005, 0.01, 0.02, 0.03, 0.05, 0.07, 0.08, 0.09, 0.095, 0.1, 0
 #: The β₂ slider's stops.
 SECOND_BETAS = (0.9, 0.99, 0.999, 0.9999)
 
+# One palette for both site themes: the dark theme shows cell outputs on a light plate.
 _STYLE = """
 .tll-valley{font:14px/1.4 system-ui,sans-serif;border:1px solid #8884;border-radius:8px;
   padding:12px;margin:8px 0;max-width:760px;--sgd:#0072B2;--momentum:#D55E00;--adam:#009E73}
-html[data-theme=dark] .tll-valley{--sgd:#56B4E9;--momentum:#E69F00;--adam:#3DDC97}
 .tll-valley label{display:inline-block;min-width:150px;margin:2px 12px 2px 0}
 .tll-valley input[type=range]{vertical-align:middle;width:140px;max-width:100%}
 .tll-valley svg{display:block;width:100%;height:auto;margin:6px 0 0}
 .tll-valley .tll-caption{font-variant-numeric:tabular-nums;margin:2px 0 0}
-.tll-valley .tll-caption b{color:var(--c)}
+.tll-valley .tll-swatch{display:inline-block;width:22px;height:4px;border-radius:2px;
+  vertical-align:middle;margin-right:6px;background:var(--c)}
 """
 
 # torch.optim's rules, step by step as torch applies them (float64 here and in the check).
@@ -163,7 +164,8 @@ def valley_explorer_html(
     height = 1.2 * 500 / 3.6  # the view's y range at the x scale: equal axes
     panels = "".join(
         f'<div data-rule="{rule}" style="--c:var({colour})">'
-        f'<p class="tll-caption"><b>{name}</b>: loss after the last update '
+        f'<p class="tll-caption"><span class="tll-swatch"></span><b>{name}</b>: '
+        f"loss after the last update "
         f'<b data-loss>?</b></p><svg viewBox="0 0 500 {height:.1f}" role="img">'
         f"<g data-drawn></g></svg></div>"
         for rule, name, colour in _PANELS
