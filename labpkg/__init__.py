@@ -5,9 +5,9 @@ One import line gives a chapter everything it needs::
     import labpkg
     device = labpkg.pick_device()
 
-``labpkg.viz`` (matplotlib), ``labpkg.widgets`` (IPython), ``labpkg.exercises`` and
-``labpkg.profiling`` load on first use, so ``import labpkg`` stays cheap and works in a plain
-terminal.
+``labpkg.viz`` (matplotlib), ``labpkg.widgets`` (IPython), ``labpkg.exercises``,
+``labpkg.profiling`` and ``labpkg.valley`` load on first use, so ``import labpkg`` stays cheap
+and works in a plain terminal.
 """
 
 from __future__ import annotations
@@ -161,7 +161,7 @@ __all__ = [
     "updates_per_epoch",
 ]
 
-_LAZY_MODULES = {"viz", "widgets", "exercises", "profiling"}
+_LAZY_MODULES = {"viz", "widgets", "exercises", "profiling", "valley"}
 
 
 def __getattr__(name: str) -> Any:

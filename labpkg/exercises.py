@@ -176,6 +176,20 @@ EXERCISES: dict[str, Exercise] = {
         lambda: counting.total_updates(512, 16, 5),
         "Updates per epoch times epochs.",
     ),
+    "12.3": Exercise(
+        "On the valley ½·(x² + 20·y²), plain SGD multiplies y by (1 − 20·lr) at every "
+        "update. Above which learning rate does y grow instead of shrink?",
+        lambda: 2 / 20,
+        "y grows when |1 − 20·lr| > 1.",
+        decimals=4,
+    ),
+    "12.4": Exercise(
+        "Adam without bias correction, β₁ = 0.9 and β₂ = 0.99, the same gradients as Adam: "
+        "at update 10, how many times Adam's step is its step?",
+        lambda: (1 - 0.9**10) / math.sqrt(1 - 0.99**10),
+        "m lacks the factor 1 − β₁ᵗ and √v lacks √(1 − β₂ᵗ).",
+        decimals=2,
+    ),
     "14.1": Exercise(
         "EarlyStopping(patience=10): the best val_loss is at epoch 7 (1-based) and never "
         "improves again. After which epoch (1-based) does training stop?",

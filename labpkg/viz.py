@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from labpkg.diagrams import draw_unet  # drawn from the model, not from numbers
+from labpkg.optimizer_figures import plot_moving_average, plot_paths  # chapter 12's
 from labpkg.style import (
     CLASS_COLOURS,
     DPI,
@@ -46,6 +47,8 @@ __all__ = [
     "plot_curves",
     "plot_gradient_noise",
     "plot_history",
+    "plot_moving_average",
+    "plot_paths",
     "show_batch",
 ]
 

@@ -3,7 +3,8 @@
 ``batch_explorer()`` returns self-contained HTML and JavaScript (no external script): on the
 book's static site the sliders still move and the counts still update, because the arithmetic
 runs in the browser. The JavaScript implements the same formulas as ``labpkg.counting``; the
-browser test checks that both agree.
+browser test checks that both agree. ``valley_explorer()`` (from ``labpkg.valley_explorer``)
+does the same for optimizer paths, with ``torch.optim``'s update rules.
 
 Nothing in labpkg imports this module; chapters call it directly.
 """
@@ -15,7 +16,9 @@ import uuid
 
 from IPython.display import HTML
 
-__all__ = ["batch_explorer", "explorer_html"]
+from labpkg.valley_explorer import valley_explorer, valley_explorer_html
+
+__all__ = ["batch_explorer", "explorer_html", "valley_explorer", "valley_explorer_html"]
 
 _STYLE = """
 .tll-explorer{font:14px/1.4 system-ui,sans-serif;border:1px solid #8884;border-radius:8px;

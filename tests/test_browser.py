@@ -282,3 +282,66 @@ def test_figures_keep_light_paper_and_dark_ink_in_both_themes(look, entry, theme
         assert fig["paper"] > 0.5, f"{where}: paper luminance {fig['paper']:.2f}"
         contrast = (fig["paper"] + 0.05) / (fig["ink"] + 0.05)
         assert contrast >= 7, f"{where}: paper {fig['paper']:.2f} ink {fig['ink']:.3f}"
+
+
+# ------------------------------------------------------------------------ valley explorer
+VALLEY_CASES = [  # (explorer's rule, torch.optim name, options as the sliders give them)
+    ("sgd", "sgd", {"lr": 0.09, "momentum": 0.5, "beta1": 0.9, "beta2": 0.999, "steps": 40}),
+    ("momentum", "sgd", {"lr": 0.09, "momentum": 0.5, "beta1": 0.9, "beta2": 0.999, "steps": 40}),
+    ("momentum", "sgd", {"lr": 0.05, "momentum": 0.9, "beta1": 0.9, "beta2": 0.999, "steps": 100}),
+    ("adam", "adam", {"lr": 0.09, "momentum": 0.5, "beta1": 0.9, "beta2": 0.999, "steps": 40}),
+    ("adam", "adam", {"lr": 0.3, "momentum": 0.0, "beta1": 0.0, "beta2": 0.9, "steps": 100}),
+    ("adam", "adam", {"lr": 0.005, "momentum": 0.0, "beta1": 0.99, "beta2": 0.9999, "steps": 7}),
+]
+
+
+def _torch_options(rule: str, o: dict) -> dict:
+    if rule == "adam":
+        return {"betas": (o["beta1"], o["beta2"])}
+    return {"momentum": o["momentum"]} if rule == "momentum" else {}
+
+
+def test_valley_explorer_follows_torch_optim_and_redraws_without_a_kernel(browser, site_url):
+    import torch
+
+    import labpkg
+
+    visit = PageVisit(browser, f"{site_url}/lessons/12_optimizers.html")
+    try:
+        page = visit.page
+        explorer = page.locator(".tll-valley")
+        explorer.wait_for(state="visible")
+        assert explorer.count() == 1
+        for rule, name, o in VALLEY_CASES:
+            theirs = labpkg.valley.optimizer_path(
+                name, o["lr"], steps=o["steps"], **_torch_options(rule, o)
+            )
+            ours = page.eval_on_selector(
+                ".tll-valley", "(root, a) => root.tllPath(a[0], a[1])", [rule, o]
+            )
+            ours = torch.tensor(ours, dtype=torch.float64)
+            assert ours.shape == theirs.shape, (rule, o)
+            torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-5, msg=f"{rule} {o}")
+        drawn = "el => el.getAttribute('points')"
+        line = page.locator(".tll-valley polyline[data-path='sgd']")
+        before, loss_before = line.evaluate(drawn), _valley_loss_shown(page, "sgd")
+        assert len(before.split()) == 40 + 1  # the start value: 40 updates
+        slider = page.locator(".tll-valley [data-role='lr']")
+        slider.focus()
+        slider.press("ArrowLeft")  # a real key press: lr 0.09 -> 0.08
+        assert page.locator(".tll-valley [data-show='lr']").inner_text() == "0.08"
+        after = line.evaluate(drawn)
+        assert after != before and _valley_loss_shown(page, "sgd") != loss_before
+        path = labpkg.valley.optimizer_path("sgd", 0.08)  # what the page now draws
+        assert _valley_loss_shown(page, "sgd") == f"{labpkg.valley.valley_loss(path[-1]):.3g}"
+        steps = page.locator(".tll-valley [data-role='steps']")
+        steps.focus()
+        steps.press("ArrowRight")
+        assert len(line.evaluate(drawn).split()) == 40 + 2
+        assert visit.errors == []
+    finally:
+        visit.close()
+
+
+def _valley_loss_shown(page, rule: str) -> str:
+    return page.locator(f".tll-valley [data-rule='{rule}'] [data-loss]").inner_text()

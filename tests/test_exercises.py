@@ -37,6 +37,8 @@ TRUE_ANSWERS = {
     "11.2": 0.88,  # 88 of 100 pixels
     "12.1": 0.5,  # 0.05 / (1 - 0.9)
     "12.2": 160,  # 32 updates x 5 epochs
+    "12.3": 0.1,  # |1 - 20 lr| > 1 from lr = 2 / 20
+    "12.4": 2.106,  # (1 - 0.9^10) / sqrt(1 - 0.99^10) = 0.6513 / 0.3092
     "14.1": 17,  # best 7 + patience 10
     "14.2": 3.75e-4,  # 3e-3 / 8
     "14.3": 3,  # updates after mini-batches 4, 8 and 10 (the remainder group)

@@ -50,6 +50,10 @@ def _samples():
         "plot_bars": lambda: viz.plot_bars({"one": 1e-8, "two": 3e-3, "three": 0.5}, "gap"),
         "plot_curves": lambda: viz.plot_curves({"SGD": [1, 0.7, 0.6], "Adam": [1, 0.5, 0.2]}),
         "draw_unet": lambda: viz.draw_unet(labpkg.layer_shapes(labpkg.UNet(), 64)),
+        "plot_paths": lambda: viz.plot_paths(
+            {name: labpkg.valley.optimizer_path(name, 0.09, steps=10) for name in ("sgd", "adam")}
+        ),
+        "plot_moving_average": lambda: viz.plot_moving_average([0.9, 0.999]),
     }
 
 
