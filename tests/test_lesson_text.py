@@ -53,6 +53,9 @@ def _exercise_numbers(path: Path) -> set[float]:
 STRICT: set[str] = {
     "00_setup",
     "01_from_scratch",
+    "02_epochs",
+    "03_iterations",
+    "04_batch_size",
 }
 
 
