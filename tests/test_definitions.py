@@ -36,7 +36,11 @@ TERMS: dict[str, tuple[str, str]] = {
     "gradient accumulation": (r"accumulat(e|es|ed|ing|ion)", "03_iterations"),
     "BatchNorm": (r"BatchNorm|batch normali[sz]ation", "03_iterations"),
     "warm-up": (r"warm-?up", "04_batch_size"),
+    "convolution": (r"convolutions?|convolutional", "04_batch_size"),
     "over-fitting": (r"over-?fit(s|ting|ted)?", "06_data"),
+    "augmentation": (r"augment(s|ed|ing|ation|ations)?", "09_data_pipeline"),
+    "momentum": (r"momentum", "12_optimizers"),
+    "callback": (r"callbacks?", "14_callbacks"),
     "learning-rate schedule": (r"schedul(e|es|er|ers)", "13_learning_rate"),
     "mixed precision": (r"mixed precision|autocast", "15_gpu"),
 }
