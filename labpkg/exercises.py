@@ -92,7 +92,8 @@ EXERCISES: dict[str, Exercise] = {
         "Round the batches per epoch up, then multiply by the epochs.",
     ),
     "03.2": Exercise(
-        "Same, with drop_last=True: how many samples are never seen in one epoch?",
+        "50,000 samples, batch size 128, drop_last=True: how many samples are never seen in "
+        "one epoch?",
         lambda: 50_000 - counting.batches_per_epoch(50_000, 128, drop_last=True) * 128,
         "drop_last keeps only full batches.",
     ),
