@@ -47,13 +47,14 @@ from labpkg.data import (
     CLASS_NAMES,
     ShapesConfig,
     SyntheticShapes,
+    Transformed,
     make_loaders,
     make_shapes,
     train_val_split,
 )
 from labpkg.devices import amp_dtype_for, amp_settings, describe_device, pick_device, time_call
 from labpkg.distributed import init_from_env
-from labpkg.folder import RandomFlipCrop, SegmentationFolder, save_pairs
+from labpkg.folder import RandomFlipCrop, SegmentationFolder, jpeg_round_trip, save_pairs
 from labpkg.losses import (
     CombinedLoss,
     CrossEntropyLoss,
@@ -124,6 +125,7 @@ __all__ = [
     "TerminateOnNaN",
     "TrainState",
     "Trainer",
+    "Transformed",
     "UNet",
     "UNetConfig",
     "amp_dtype_for",
@@ -141,6 +143,7 @@ __all__ = [
     "get_loss",
     "get_optimizer",
     "init_from_env",
+    "jpeg_round_trip",
     "iou_from_confusion",
     "load_checkpoint",
     "lr_find",

@@ -8,6 +8,7 @@ a model has to learn *shape*. The mask holds one class id per pixel (0 is backgr
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import torch
@@ -20,6 +21,7 @@ __all__ = [
     "SyntheticShapes",
     "make_shapes",
     "train_val_split",
+    "Transformed",
     "make_loaders",
 ]
 
@@ -215,6 +217,8 @@ def train_val_split(
         val_dataset: where to take the validation samples from (default ``dataset``): the
             same samples read another way, typically without the training augmentation, so
             that validation measures the images as they are. Must have ``dataset``'s length.
+            Simpler: split the unaugmented dataset and wrap only the training part in
+            ``Transformed``.
 
     Returns:
         ``(train, val)`` as ``torch.utils.data.Subset`` objects.
@@ -239,6 +243,40 @@ def train_val_split(
         )
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
     return Subset(dataset, order[n_val:]), Subset(val_dataset, order[:n_val])
+
+
+class Transformed(Dataset):
+    """A dataset read through a joint transform: augment the training part after splitting.
+
+    Split first, then wrap only the training subset, so that validation reads every sample as
+    it is, the same at every read::
+
+        train, val = train_val_split(dataset, 0.2)
+        train = Transformed(train, RandomFlipCrop())  # val stays unaugmented
+
+    Args:
+        dataset: any map-style dataset of ``(input, target)`` pairs (e.g. a ``Subset``).
+        transform: ``(input, target) -> (input, target)``, applied afresh at every read
+            (e.g. ``RandomFlipCrop()``, which draws a new flip and crop each time).
+
+    Example:
+        >>> train, val = train_val_split(SyntheticShapes(10), 0.3)
+        >>> flipped = Transformed(train, lambda x, y: (x.flip(-1), y.flip(-1)))
+        >>> len(flipped), torch.equal(flipped[0][1], train[0][1].flip(-1))
+        (7, True)
+    """
+
+    def __init__(self, dataset: Dataset, transform: Callable) -> None:
+        if not callable(transform):
+            raise TypeError(f"transform must be callable, got {type(transform).__name__}")
+        self.dataset, self.transform = dataset, transform
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        sample, target = self.dataset[index]
+        return self.transform(sample, target)
 
 
 def make_loaders(

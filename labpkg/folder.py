@@ -12,6 +12,7 @@ together, the mask with nearest-neighbour sampling so every pixel keeps a label 
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -24,6 +25,7 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "RandomFlipCrop",
     "SegmentationFolder",
+    "jpeg_round_trip",
     "read_image",
     "read_mask",
     "resize_pair",
@@ -247,3 +249,34 @@ def save_pairs(
         labels = mask.to(torch.uint8).numpy()  # (H, W) uint8: saved as a mode-L PNG
         Image.fromarray(labels).save(folders[1] / f"{i:0{width}d}.png")
     return folders
+
+
+def jpeg_round_trip(masks: torch.Tensor, quality: int = 75) -> torch.Tensor:
+    """What masks read back as after a trip through JPEG files: why masks are stored as PNG.
+
+    Each mask is saved as a greyscale JPEG in memory (Pillow, ``quality`` 75 is Pillow's
+    default) and decoded again.
+
+    Args:
+        masks: integer (N, H, W) or (H, W), values 0..255.
+        quality: JPEG quality, 1 (worst) to 95 (best) (default 75).
+
+    Returns:
+        int64, the shape of ``masks``: the values a JPEG file would give back.
+
+    Example:
+        >>> flat = torch.full((8, 8), 80)  # no edge: JPEG keeps a flat block exact
+        >>> torch.equal(jpeg_round_trip(flat), flat)
+        True
+    """
+    from PIL import Image
+
+    if masks.min() < 0 or masks.max() > 255:
+        raise ValueError("mask values must be in 0..255 to be stored in an 8-bit JPEG")
+    decoded = []
+    for mask in masks.reshape(-1, *masks.shape[-2:]):  # (N, H, W) or (1, H, W)
+        buffer = io.BytesIO()
+        Image.fromarray(mask.to(torch.uint8).numpy()).save(buffer, "JPEG", quality=quality)
+        with Image.open(buffer) as file:
+            decoded.append(torch.from_numpy(np.asarray(file, dtype=np.int64)))
+    return torch.stack(decoded).reshape(masks.shape)

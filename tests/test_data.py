@@ -142,3 +142,25 @@ def test_validation_can_read_the_same_samples_from_an_unaugmented_copy():
         labpkg.train_val_split(
             augmented, 0.3, val_dataset=torch.utils.data.TensorDataset(torch.arange(9))
         )
+
+
+def test_split_first_then_augment_only_the_training_part():
+    data = labpkg.SyntheticShapes(10, labpkg.ShapesConfig(size=16), seed=0)
+    train, val = labpkg.train_val_split(data, 0.3, seed=1)
+    reads = []
+
+    def flip(image, mask):
+        reads.append(1)
+        return image.flip(-1), mask.flip(-1)
+
+    augmented = labpkg.Transformed(train, flip)
+    assert len(augmented) == len(train) == 7
+    image, mask = augmented[3]
+    assert torch.equal(image, train[3][0].flip(-1)) and torch.equal(mask, train[3][1].flip(-1))
+    assert len(reads) == 1  # the transform runs at each read, not once up front
+    assert all(torch.equal(val[i][0], data[val.indices[i]][0]) for i in range(len(val)))
+    drawn = labpkg.Transformed(train, labpkg.RandomFlipCrop())
+    torch.manual_seed(0)
+    assert any(not torch.equal(drawn[i][1], drawn[i][1]) for i in range(len(drawn)))
+    with pytest.raises(TypeError, match="transform must be callable"):
+        labpkg.Transformed(train, "flip")

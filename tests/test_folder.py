@@ -128,3 +128,16 @@ def test_resize_pair_never_invents_a_label():
 def test_save_pairs_refuses_labels_an_8_bit_png_cannot_hold(tmp_path):
     with pytest.raises(ValueError, match="0..255"):
         save_pairs(torch.rand(1, 3, 2, 2), torch.full((1, 2, 2), 300), tmp_path)
+
+
+def test_jpeg_round_trip_equals_writing_and_reading_a_jpeg_file(tmp_path, shapes):
+    _, masks = shapes
+    stored = masks * 80  # grey levels 0, 80, 160, 240: sharp edges between them
+    back = labpkg.jpeg_round_trip(stored)
+    assert back.shape == stored.shape and back.dtype == torch.int64
+    Image.fromarray(stored[2].to(torch.uint8).numpy()).save(tmp_path / "m.jpg")  # quality 75
+    assert np.array_equal(back[2].numpy(), np.asarray(Image.open(tmp_path / "m.jpg")))
+    assert (back != stored).any()  # JPEG changes labels at edges: why masks are PNG
+    assert torch.equal(labpkg.jpeg_round_trip(stored[2]), back[2])  # (H, W) works too
+    with pytest.raises(ValueError, match="0..255"):
+        labpkg.jpeg_round_trip(torch.tensor([[256]]))

@@ -61,6 +61,8 @@ STRICT: set[str] = {
     "12_optimizers",
     "14_callbacks",
     "16_data_parallel",
+    "17_capstone",
+    "18_your_data",
 }
 
 
