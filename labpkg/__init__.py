@@ -76,6 +76,7 @@ from labpkg.models import UNet, UNetConfig, count_parameters
 from labpkg.notebook import glue, show_image, show_source
 from labpkg.optim import get_optimizer
 from labpkg.pets import OxfordPetSegmentation
+from labpkg.pipeline import Augmented, WorkerDraws
 from labpkg.recipes import Recipe, train_recipe
 from labpkg.reproducibility import seed_everything
 from labpkg.trainer import Trainer, TrainState
@@ -87,6 +88,7 @@ __version__ = "0.1.0"
 # and stay out of ``from labpkg import *``.
 __all__ = [
     "__version__",
+    "Augmented",
     "BatchHistory",
     "CLASS_NAMES",
     "CSVLogger",
@@ -122,6 +124,7 @@ __all__ = [
     "Trainer",
     "UNet",
     "UNetConfig",
+    "WorkerDraws",
     "amp_dtype_for",
     "amp_settings",
     "batches_per_epoch",
