@@ -79,6 +79,7 @@ from labpkg.models import UNet, UNetConfig, count_parameters
 from labpkg.notebook import glue, show_image, show_source
 from labpkg.optim import get_optimizer
 from labpkg.pets import OxfordPetSegmentation
+from labpkg.pipeline import Augmented, WorkerDraws
 from labpkg.recipes import Recipe, train_recipe
 from labpkg.reproducibility import seed_everything
 from labpkg.trainer import Trainer, TrainState
@@ -90,6 +91,7 @@ __version__ = "0.1.0"
 # and stay out of ``from labpkg import *``.
 __all__ = [
     "__version__",
+    "Augmented",
     "BatchHistory",
     "CLASS_NAMES",
     "CSVLogger",
@@ -128,6 +130,7 @@ __all__ = [
     "Transformed",
     "UNet",
     "UNetConfig",
+    "WorkerDraws",
     "amp_dtype_for",
     "amp_settings",
     "batches_per_epoch",

@@ -63,6 +63,11 @@ STRICT: set[str] = {
     "16_data_parallel",
     "17_capstone",
     "18_your_data",
+    "05_batch_size_results",
+    "06_data",
+    "07_unet",
+    "08_training_loop",
+    "09_data_pipeline",
 }
 
 
