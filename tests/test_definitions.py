@@ -40,7 +40,7 @@ TERMS: dict[str, tuple[str, str]] = {
     "over-fitting": (r"over-?fit(s|ting|ted)?", "06_data"),
     "augmentation": (r"augment(s|ed|ing|ation|ations)?", "09_data_pipeline"),
     "momentum": (r"momentum", "12_optimizers"),
-    "callback": (r"callbacks?", "14_callbacks"),
+    "callback": (r"callbacks?", "02_epochs"),  # glossed in one line there; 14 teaches them
     "learning-rate schedule": (r"schedul(e|es|er|ers)", "13_learning_rate"),
     "mixed precision": (r"mixed precision|autocast", "15_gpu"),
 }
