@@ -74,7 +74,7 @@ from labpkg.metrics import (
 )
 from labpkg.models import UNet, UNetConfig, count_parameters
 from labpkg.notebook import glue, show_image, show_source
-from labpkg.optim import get_optimizer
+from labpkg.optim import get_optimizer, weight_decay_groups
 from labpkg.pets import OxfordPetSegmentation
 from labpkg.recipes import Recipe, train_recipe
 from labpkg.reproducibility import seed_everything
@@ -136,6 +136,7 @@ __all__ = [
     "effective_batch_size",
     "get_loss",
     "get_optimizer",
+    "weight_decay_groups",
     "init_from_env",
     "iou_from_confusion",
     "load_checkpoint",
