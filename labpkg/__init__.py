@@ -77,7 +77,7 @@ from labpkg.metrics import (
 )
 from labpkg.models import UNet, UNetConfig, count_parameters
 from labpkg.notebook import glue, show_image, show_source
-from labpkg.optim import get_optimizer
+from labpkg.optim import get_optimizer, weight_decay_groups
 from labpkg.pets import OxfordPetSegmentation
 from labpkg.pipeline import Augmented, WorkerDraws
 from labpkg.recipes import Recipe, train_recipe
@@ -145,6 +145,7 @@ __all__ = [
     "effective_batch_size",
     "get_loss",
     "get_optimizer",
+    "weight_decay_groups",
     "init_from_env",
     "jpeg_round_trip",
     "iou_from_confusion",

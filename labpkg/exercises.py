@@ -296,6 +296,13 @@ EXERCISES: dict[str, Exercise] = {
         lambda: counting.total_updates(250, 1, 4, accumulate=4),
         "ceil(250 / 4) updates per epoch (the last group holds 2), times 4 epochs.",
     ),
+    "13.3": Exercise(
+        "AdamW at rate 1e-2 with weight_decay=0.1: by what factor does one update multiply a "
+        "decayed weight, before Adam's step?",
+        lambda: 1 - 1e-2 * 0.1,
+        "Decoupled decay: w <- w * (1 - lr * weight_decay), with the rate of that update.",
+        decimals=4,
+    ),
     "18.1": Exercise(
         "3680 images, 80 % for training, mini-batches of 16 (drop_last=False): mini-batches per "
         "epoch?",

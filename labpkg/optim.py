@@ -2,6 +2,9 @@
 AdamW written out from their update rules (``SGD`` ... ``AdamW`` here), to read and to check
 against ``torch.optim``.
 
+``weight_decay_groups`` splits a model's parameters into those weight decay should shrink and
+those it should leave alone (biases and normalisation layers), as fastai does by default.
+
 ``get_optimizer`` takes PyTorch's defaults and accepts Keras's argument names.
 
 PyTorch and Keras disagree on defaults; PyTorch's apply here:
@@ -21,6 +24,7 @@ import torch
 
 __all__ = [
     "BY_HAND",
+    "NORM_LAYERS",
     "OPTIMIZERS",
     "SGD",
     "Adam",
@@ -28,6 +32,7 @@ __all__ = [
     "RMSprop",
     "RuleOptimizer",
     "get_optimizer",
+    "weight_decay_groups",
 ]
 
 OPTIMIZERS = {
@@ -73,6 +78,57 @@ def get_optimizer(
     if "lr" in kwargs:
         _check_lr(kwargs["lr"])
     return OPTIMIZERS[key](params, **kwargs)
+
+
+#: Layers whose parameters are a scale and a shift per channel (fastai's ``norm_types``, plus
+#: GroupNorm): decaying them would pull the scale towards 0, not make the model simpler.
+NORM_LAYERS = (
+    torch.nn.modules.batchnorm._BatchNorm,  # BatchNorm1d/2d/3d and SyncBatchNorm
+    torch.nn.modules.instancenorm._InstanceNorm,
+    torch.nn.LayerNorm,
+    torch.nn.GroupNorm,
+)
+
+
+def weight_decay_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """Parameter groups with weight decay on the weights only, not on biases and norm layers.
+
+    fastai's ``Learner`` does the same by default (``wd_bn_bias=False``): a bias or a
+    normalisation layer's scale and shift are a few numbers per channel that set an offset
+    or a size, and pulling them towards 0 does not make the model simpler.
+
+    Args:
+        model: the model whose parameters the optimizer will train.
+        weight_decay: the decay of the first group (weights of convolutions and linear
+            layers); the second group's is 0.
+
+    Returns:
+        A list of parameter-group dicts for any ``torch.optim`` optimizer (empty groups left
+        out); each parameter appears exactly once.
+
+    Example:
+        >>> model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+        >>> groups = weight_decay_groups(model, 1e-2)
+        >>> [(len(g["params"]), g["weight_decay"]) for g in groups]  # conv weight | its bias, BN
+        [(1, 0.01), (3, 0.0)]
+        >>> torch.optim.AdamW(groups, lr=1e-3).param_groups[1]["weight_decay"]
+        0.0
+    """
+    decay, no_decay, seen = [], [], set()
+    for module in model.modules():
+        for name, w in module.named_parameters(recurse=False):
+            if id(w) in seen:
+                continue  # a weight shared by two layers: an optimizer refuses duplicates
+            seen.add(id(w))
+            if isinstance(module, NORM_LAYERS) or name == "bias":
+                no_decay.append(w)
+            else:
+                decay.append(w)
+    groups = [
+        {"params": decay, "weight_decay": float(weight_decay)},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return [g for g in groups if g["params"]]
 
 
 def _check_lr(lr: float) -> None:

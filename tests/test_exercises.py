@@ -57,6 +57,7 @@ TRUE_ANSWERS = {
     "05.2": 0.002,  # 1e-3 x sqrt(128 / 32) = 1e-3 x 2
     "13.1": 1.150,  # (10 / 1e-5) ** (1/99) = 10 ** (6/99) = 1.1498
     "13.2": 252,  # 63 updates (62 groups of 4 and one of 2) x 4 epochs
+    "13.3": 0.999,  # 1 - lr * weight_decay = 1 - 1e-2 * 0.1
     "18.1": 184,  # 2944 / 16 = 184 exactly
     "18.2": 4,  # four output pixels
 }

@@ -94,3 +94,46 @@ def test_closures_are_refused_with_the_fix():
     opt = optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
     with pytest.raises(ValueError, match="loss.backward"):
         opt.step(lambda: 0.0)
+
+
+def test_weight_decay_groups_leave_biases_and_norm_layers_undecayed():
+    model = tiny_model(batch_norm=True)
+    decay, no_decay = optim.weight_decay_groups(model, 0.1)
+    assert (decay["weight_decay"], no_decay["weight_decay"]) == (0.1, 0.0)
+    ids = [id(w) for g in (decay, no_decay) for w in g["params"]]
+    assert sorted(ids) == sorted(id(w) for w in model.parameters())  # each exactly once
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    norm_ids = {id(w) for m in norms for w in m.parameters()}
+    bias_ids = {id(w) for name, w in model.named_parameters() if name.endswith("bias")}
+    assert norms and {id(w) for w in no_decay["params"]} == norm_ids | bias_ids
+    assert all(w.dim() == 4 for w in decay["params"])  # convolution kernels only
+
+
+def test_weight_decay_groups_shrink_only_the_weights_under_adamw():
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.LayerNorm(2))
+    before = copy.deepcopy(model.state_dict())
+    opt = torch.optim.AdamW(optim.weight_decay_groups(model, 0.5), lr=0.1)
+    for w in model.parameters():
+        w.grad = torch.zeros_like(w)  # no gradient: only the decay moves a weight
+    opt.step()
+    after = model.state_dict()
+    assert torch.allclose(after["0.weight"], before["0.weight"] * (1 - 0.1 * 0.5))
+    for key in ("0.bias", "1.weight", "1.bias"):
+        assert torch.equal(after[key], before[key])
+
+
+def test_weight_decay_groups_list_a_shared_weight_once_and_drop_empty_groups():
+    layer = torch.nn.Linear(2, 2, bias=False)
+    groups = optim.weight_decay_groups(torch.nn.Sequential(layer, layer), 1e-2)
+    assert [len(g["params"]) for g in groups] == [1]
+
+
+def test_the_recipe_decays_weights_only_and_one_cycle_moves_beta1():
+    from labpkg.recipes import Recipe, build_recipe
+
+    small = Recipe(samples_per_epoch=16, val_samples=8, image_size=32, epochs=5)
+    groups = build_recipe(small).trainer.optimizer.param_groups
+    assert [g["weight_decay"] for g in groups] == [small.weight_decay, 0.0]
+    assert groups[0]["betas"][0] == 0.95  # OneCycleLR's max_momentum at the first update
+    everything = build_recipe(Recipe(**{**small.__dict__, "decay_norm_and_bias": True}))
+    assert [g["weight_decay"] for g in everything.trainer.optimizer.param_groups] == [1e-4]
