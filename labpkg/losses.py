@@ -75,8 +75,9 @@ class DiceLoss(nn.Module):
     I = Σ p·t, P = Σ p, T = Σ t, summed per class over the batch and the pixels (or per image
     with ``per_image=True``). A class absent from the target *stays in the average*: predicting
     it anyway costs up to 1 (segmentation_models_pytorch zeroes that loss instead, but still
-    divides by the number of classes). The formula is smp's ``soft_dice_score`` too; smp's
-    default ``smooth`` is 0, ours 1.
+    divides by the number of classes). smp's ``soft_dice_score`` (since smp 0.4.0) is
+    (I + s) / ((P + T) / 2 + s) = (2I + 2s) / (P + T + 2s): the same at s = 0, but its
+    ``smooth`` counts twice. smp's default ``smooth`` is 0, ours 1.
 
     Args:
         mode: ``"multiclass"`` (softmax, target (N, H, W)), ``"binary"`` (sigmoid, target
