@@ -119,3 +119,45 @@ def test_sidebar_lists_every_page_once_with_chapters_numbered_as_read(built_site
             assert text.startswith(f"{int(number[1])}. "), (target, text)
         else:  # setup, how-to and reference pages are not chapters
             assert not re.match(r"\d+\. ", text), (target, text)
+
+
+_HIDDEN = {"remove-cell", "remove-output"}  # cells whose outputs the page leaves out
+_BARE_NUMBER = re.compile(r"^\s*[-+]?(\d[\d_,.]*(e[-+]?\d+)?|nan|inf)\s*$", re.IGNORECASE)
+
+
+def _stray_outputs(executed: dict) -> list[tuple[int, str, str]]:
+    """(cell index, kind, text) of each output a reader would see unexplained: raw stderr
+    (a warning's file path and line) and a bare number a cell's last line echoed."""
+    stray = []
+    for i, cell in enumerate(executed["cells"]):
+        if _HIDDEN & set(cell.get("metadata", {}).get("tags", [])):
+            continue
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream" and out.get("name") == "stderr":
+                stray.append((i, "stderr", "".join(out["text"])[:200]))
+            plain = out.get("data", {}).get("text/plain")
+            if out.get("output_type") == "execute_result" and plain is not None:
+                text = plain if isinstance(plain, str) else "".join(plain)
+                if _BARE_NUMBER.match(text):
+                    stray.append((i, "bare number", text))
+    return stray
+
+
+@pytest.mark.parametrize("notebook", LESSONS, ids=lambda p: p.name)
+def test_no_raw_stderr_or_bare_number_reaches_the_page(rehearsal, notebook):
+    executed = json.loads(rehearsal.runs[notebook.name].executed.read_text())
+    assert _stray_outputs(executed) == [], "say it in a sentence (print, or the text) instead"
+
+
+def test_stray_output_finder_sees_stderr_and_echoed_numbers_but_not_hidden_cells():
+    def cell(outputs, tags=()):
+        return {"cell_type": "code", "metadata": {"tags": list(tags)}, "outputs": outputs}
+
+    stderr = {"output_type": "stream", "name": "stderr", "text": ["UserWarning: x\n"]}
+    echoed = {"output_type": "execute_result", "data": {"text/plain": "1.0304"}}
+    words = {"output_type": "execute_result", "data": {"text/plain": "'ratio 1.03'"}}
+    cells = [cell([stderr]), cell([echoed]), cell([words]), cell([stderr], ["remove-output"])]
+    assert [(i, kind) for i, kind, _ in _stray_outputs({"cells": cells})] == [
+        (0, "stderr"),
+        (1, "bare number"),
+    ]
