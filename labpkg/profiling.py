@@ -220,9 +220,14 @@ class TimingTable:
         return statistics.median(self.times[setting, batch_size])
 
     def spread(self, setting: str, batch_size: int) -> float:
-        """Slowest round over fastest round: 1.0 when every round took the same time."""
+        """The median round over the fastest: 1.0 when the rounds agree.
+
+        At most ``s`` means at least half of the rounds took within ``s`` times the fastest:
+        one disturbed round is outvoted (and the median ignores it), a disturbed majority
+        is not.
+        """
         times = self.times[setting, batch_size]
-        return max(times) / min(times)
+        return statistics.median(times) / min(times)
 
     def speedup(self, setting: str, batch_size: int) -> float:
         """How many times as fast as the baseline: the median, over rounds, of the
@@ -235,7 +240,7 @@ class TimingTable:
     def problems(self, max_spread: float = 1.5) -> list[str]:
         """What makes the table untrustworthy; empty when it passes both checks.
 
-        1. The rounds agree: slowest over fastest at most ``max_spread``.
+        1. The rounds agree: the median round within ``max_spread`` times the fastest.
         2. Time grows roughly with the batch: k times the images take between 0.8 and 2k
            times as long (a GPU that was idle at the small batch may take barely longer;
            per-image time more than doubling means something else took the machine).
@@ -285,7 +290,7 @@ def time_steps(
         baseline: the setting the speed-ups are relative to.
         device: where the steps run (synchronised before each clock read).
         rounds: timed calls of each step (default 5).
-        max_spread: how much slower than the fastest round the slowest may be (default 1.5).
+        max_spread: how much slower than the fastest round the median may be (default 1.5).
         attempts: measurements before giving up (default 3).
 
     Returns:
