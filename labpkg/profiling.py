@@ -202,6 +202,12 @@ class TimingTable:
     ``times[(setting, batch_size)]`` holds one time in milliseconds per round; in each
     round every (setting, batch size) ran once, so a slow spell of the machine hits all of
     them alike and the ratios of one round stay fair.
+
+    Example:
+        >>> times = {("fp32", 8): (60.0, 62.0, 61.0), ("amp", 8): (30.0, 31.0, 31.0)}
+        >>> table = TimingTable(times, baseline="fp32")
+        >>> round(table.speedup("amp", 8), 2), table.problems()
+        (2.0, [])
     """
 
     times: dict[tuple[str, int], tuple[float, ...]]
