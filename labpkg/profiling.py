@@ -337,7 +337,7 @@ def training_step(
     image_size: int = 64,
     num_classes: int = 4,
 ) -> Callable[[], None]:
-    """One SGD training step of ``model`` on a fixed random batch, as the Trainer runs it.
+    """One SGD training step of ``model`` on a fixed random batch (the Trainer's AMP calls).
 
     Args:
         model: a segmentation network; moved to ``device`` (and to channels_last).
