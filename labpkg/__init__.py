@@ -5,9 +5,9 @@ One import line gives a chapter everything it needs::
     import labpkg
     device = labpkg.pick_device()
 
-``labpkg.viz`` (matplotlib), ``labpkg.widgets`` (IPython), ``labpkg.exercises`` and
-``labpkg.profiling`` load on first use, so ``import labpkg`` stays cheap and works in a plain
-terminal.
+``labpkg.viz`` (matplotlib), ``labpkg.widgets`` (IPython), ``labpkg.exercises``,
+``labpkg.profiling`` and ``labpkg.timing`` load on first use, so ``import labpkg`` stays cheap
+and works in a plain terminal.
 """
 
 from __future__ import annotations
@@ -83,8 +83,8 @@ from labpkg.trainer import Trainer, TrainState
 __version__ = "0.1.0"
 
 # What a chapter uses, so ``import labpkg`` is its one import line. The figure, widget,
-# exercise and profiling modules are attributes that load on first use (matplotlib, IPython),
-# and stay out of ``from labpkg import *``.
+# exercise, profiling and timing modules are attributes that load on first use (matplotlib,
+# IPython), and stay out of ``from labpkg import *``.
 __all__ = [
     "__version__",
     "BatchHistory",
@@ -157,7 +157,7 @@ __all__ = [
     "updates_per_epoch",
 ]
 
-_LAZY_MODULES = {"viz", "widgets", "exercises", "profiling"}
+_LAZY_MODULES = {"viz", "widgets", "exercises", "profiling", "timing"}
 
 
 def __getattr__(name: str) -> Any:
