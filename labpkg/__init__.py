@@ -6,8 +6,8 @@ One import line gives a chapter everything it needs::
     device = labpkg.pick_device()
 
 ``labpkg.viz`` (matplotlib), ``labpkg.widgets`` (IPython), ``labpkg.exercises``,
-``labpkg.profiling`` and ``labpkg.valley`` load on first use, so ``import labpkg`` stays cheap
-and works in a plain terminal.
+``labpkg.profiling``, ``labpkg.timing`` and ``labpkg.valley`` load on first use, so
+``import labpkg`` stays cheap and works in a plain terminal.
 """
 
 from __future__ import annotations
@@ -87,8 +87,8 @@ from labpkg.trainer import Trainer, TrainState
 __version__ = "0.1.0"
 
 # What a chapter uses, so ``import labpkg`` is its one import line. The figure, widget,
-# exercise and profiling modules are attributes that load on first use (matplotlib, IPython),
-# and stay out of ``from labpkg import *``.
+# exercise, profiling and timing modules are attributes that load on first use (matplotlib,
+# IPython), and stay out of ``from labpkg import *``.
 __all__ = [
     "__version__",
     "Augmented",
@@ -168,7 +168,7 @@ __all__ = [
     "updates_per_epoch",
 ]
 
-_LAZY_MODULES = {"viz", "widgets", "exercises", "profiling", "valley"}
+_LAZY_MODULES = {"viz", "widgets", "exercises", "profiling", "timing", "valley"}
 
 
 def __getattr__(name: str) -> Any:

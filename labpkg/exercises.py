@@ -220,6 +220,12 @@ EXERCISES: dict[str, Exercise] = {
         lambda: 8 * 0.5**2,
         "Each skipped step halves the scale (backoff_factor=0.5).",
     ),
+    "15.3": Exercise(
+        "A GradScaler with the default growth_factor=2.0 and growth_interval=2000 is at scale "
+        "1024 and then runs 5000 steps without an overflow. What is its scale then?",
+        lambda: 1024 * 2.0 ** (5000 // 2000),
+        "It doubles after every 2000 steps in a row without an overflow: twice here.",
+    ),
     "17.1": Exercise(
         "labpkg.Recipe(epochs=5): how many optimizer updates does the whole run make?",
         lambda: _recipe_updates(),

@@ -1,5 +1,8 @@
 """Measurements the chapters make: step time, throughput, memory, gradient noise, and whether
-loading the data or training on it takes the time."""
+loading the data or training on it takes the time.
+
+Step times under several settings (float32, autocast, channels_last), in a table that
+refuses a disturbed measurement, are in ``labpkg.timing``."""
 
 from __future__ import annotations
 

@@ -44,6 +44,7 @@ TRUE_ANSWERS = {
     "14.3": 3,  # updates after mini-batches 4, 8 and 10 (the remainder group)
     "15.1": 65504,
     "15.2": 2,  # 8 -> 4 -> 2
+    "15.3": 4096,  # 1024 doubled after steps 2000 and 4000
     "17.1": 640,  # 1024 / 8 = 128 updates x 5 epochs
     "17.2": 160,  # 1024 / 32 = 32 updates x 5 epochs
     "07.1": 824,  # 216 + 16 + 576 + 16

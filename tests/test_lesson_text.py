@@ -66,6 +66,7 @@ STRICT: set[str] = {
     "12_optimizers",
     "13_learning_rate",
     "14_callbacks",
+    "15_gpu",
     "16_data_parallel",
     "17_capstone",
     "18_your_data",

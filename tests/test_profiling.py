@@ -1,4 +1,6 @@
-"""``saved_activation_bytes``: the memory autograd keeps for the backward pass, counted once."""
+"""``saved_activation_bytes``: the memory autograd keeps for the backward pass, counted once.
+
+The timing tables that compare settings are tested in ``test_timing.py``."""
 
 from __future__ import annotations
 
