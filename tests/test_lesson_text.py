@@ -2,9 +2,9 @@
 
 The rule is in ``numerals.py``: a number the text states is glued from a cell, checked by an
 ``assert`` of the same section, part of a checked exercise's question, or allowlisted with a
-reason. Chapters not yet in ``STRICT`` are held to the older rule (any number literal anywhere
-in the notebook's code), until every chapter is. Each chapter also opens with learning goals
-and closes with what the reader measured.
+reason ("the same section": the value in an assert between the same two headings, not merely
+a literal somewhere in the notebook). Each chapter also opens with learning goals and closes
+with what the reader measured.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import tomllib
 from numerals import (
     GLUE_ROLE,
     cells,
-    code_numbers,
     numerals_in,
     prose_numerals,
     unchecked,
@@ -49,39 +48,9 @@ def _exercise_numbers(path: Path) -> set[float]:
     return {value(n) for n in numerals_in(text)}
 
 
-#: chapters held to the strict rule; the list grows until it holds every chapter
-STRICT: set[str] = {
-    "00_setup",
-    "01_from_scratch",
-    "02_epochs",
-    "03_iterations",
-    "04_batch_size",
-    "05_batch_size_results",
-    "06_data",
-    "07_unet",
-    "08_training_loop",
-    "09_data_pipeline",
-    "10_losses",
-    "11_metrics",
-    "12_optimizers",
-    "13_learning_rate",
-    "14_callbacks",
-    "15_gpu",
-    "16_data_parallel",
-    "17_capstone",
-    "18_your_data",
-}
-
-
 def _unexplained(path: Path) -> list[str]:
     allowed = set(ALLOWLIST.get(path.stem, {}))
-    if path.stem in STRICT:
-        return [
-            f"{n!r} in {where!r}" for n, where in unchecked(path, _exercise_numbers(path), allowed)
-        ]
-    known = code_numbers(path) | _exercise_numbers(path)
-    stated = prose_numerals(path, words=False)
-    return [n for n in stated if value(n) not in known and n not in allowed]
+    return [f"{n!r} in {where!r}" for n, where in unchecked(path, _exercise_numbers(path), allowed)]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -98,11 +67,7 @@ def test_allowlist_entries_have_reasons_and_are_still_needed():
             continue  # the prose pages: tests/test_book_numbers.py
         (path,) = [p for p in NOTEBOOKS if p.stem == stem]
         stated = set(prose_numerals(path))
-        if stem in STRICT:  # needed: a number nothing else checks
-            needed = {n for n, _ in unchecked(path, _exercise_numbers(path), set())}
-        else:
-            known = code_numbers(path) | _exercise_numbers(path)
-            needed = {n for n in stated if value(n) not in known}
+        needed = {n for n, _ in unchecked(path, _exercise_numbers(path), set())}  # else unchecked
         for numeral, reason in entries.items():
             assert len(reason.split()) >= 4, f"{stem} {numeral}: give a reason"
             assert numeral in stated, f"{stem} {numeral}: no longer in the prose; remove it"
