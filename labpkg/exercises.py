@@ -254,8 +254,8 @@ EXERCISES: dict[str, Exercise] = {
         "Each process reads ceil(50000 / 8) samples, in batches of 32.",
     ),
     "16.2": Exercise(
-        "A learning rate of 0.1 suited one process with batch 32. By the linear-scaling rule, "
-        "what rate suits 8 processes with batch 32 each?",
+        "A learning rate of 0.1 suited one process with batch 32, with SGD. By the "
+        "linear-scaling rule, what rate suits 8 processes with batch 32 each?",
         lambda: 0.1 * counting.effective_batch_size(32, world_size=8) / 32,
         "Multiply by the growth of the global batch.",
         decimals=6,
