@@ -166,30 +166,39 @@ EXERCISES: dict[str, Exercise] = {
         decimals=4,
     ),
     "12.1": Exercise(
-        "SGD with lr 0.05 and momentum 0.9 sees the same gradient g at every update. Its step "
+        "SGD with lr 0.02 and momentum 0.5 sees the same gradient g at every update. Its step "
         "approaches c * g: what is c?",
-        lambda: 0.05 / (1 - 0.9),
-        "The velocity v = 0.9 v + g settles at g / (1 - 0.9).",
+        lambda: 0.02 / (1 - 0.5),
+        "The buffer b = 0.5·b + g settles where it no longer changes.",
         decimals=4,
     ),
     "12.2": Exercise(
-        "The optimizer race's budget: 512 images, batch size 16, 5 epochs. How many updates?",
-        lambda: counting.total_updates(512, 16, 5),
-        "Updates per epoch times epochs.",
+        "400 images, batch size 32, 3 epochs, each epoch's last, smaller mini-batch kept. "
+        "How many updates?",
+        lambda: counting.total_updates(400, 32, 3),
+        "A smaller last mini-batch is still an update: ceil(400 / 32) per epoch.",
     ),
     "12.3": Exercise(
-        "On the valley ½·(x² + 20·y²), plain SGD multiplies y by (1 − 20·lr) at every "
+        "On the valley ½·(x² + 50·y²), plain SGD multiplies y by (1 − 50·lr) at every "
         "update. Above which learning rate does y grow instead of shrink?",
-        lambda: 2 / 20,
-        "y grows when |1 − 20·lr| > 1.",
+        lambda: 2 / 50,
+        "y grows when |1 − 50·lr| > 1.",
         decimals=4,
     ),
     "12.4": Exercise(
         "Adam without bias correction, β₁ = 0.9 and β₂ = 0.99, the same gradients as Adam: "
-        "at update 10, how many times Adam's step is its step?",
+        "at update 10, its step is how many times Adam's step?",
         lambda: (1 - 0.9**10) / math.sqrt(1 - 0.99**10),
         "m lacks the factor 1 − β₁ᵗ and √v lacks √(1 − β₂ᵗ).",
         decimals=2,
+    ),
+    "12.5": Exercise(
+        "SGD with momentum 0.5 on the valley ½·(x² + 20·y²): above which learning rate does "
+        "y grow instead of shrink?",
+        lambda: 2 * (1 + 0.5) / 20,
+        "With momentum μ, y' = (1 + μ − 20·lr)·y − μ·y_before; it stays bounded while both "
+        "roots of z² − (1 + μ − 20·lr)·z + μ lie inside the unit circle.",
+        decimals=4,
     ),
     "14.1": Exercise(
         "EarlyStopping(patience=10): the best val_loss is at epoch 7 (1-based) and never "

@@ -4,7 +4,9 @@
 ``labpkg.widgets.batch_explorer``: on the book's static site the sliders move and the paths
 are recomputed in the browser. The JavaScript applies ``torch.optim``'s update rules (SGD with
 PyTorch's momentum, Adam with its bias correction and ε = 1e-8) to the valley of
-``labpkg.valley``; the browser test checks its paths against ``labpkg.valley.optimizer_path``.
+``labpkg.valley``, to rounding: it does not mirror the two formulas of torch's ``lerp_``
+(one for weights below 0.5, one above) nor torch's ``pow``, so the last bits may differ. The
+browser test checks its paths against ``labpkg.valley.optimizer_path`` (``atol=1e-5``).
 
 ``labpkg.widgets`` exports it; nothing in the training loop imports it.
 """
@@ -179,7 +181,7 @@ def valley_explorer_html(
 def valley_explorer(**kwargs) -> HTML:
     """Sliders for the learning rate, momentum, Adam's β₁ and β₂, and the number of updates,
     over three paths on the valley of ``labpkg.valley`` (plain SGD, SGD with momentum, Adam),
-    each with the loss it ends at. The paths follow ``torch.optim``'s update rules exactly.
+    each with the loss it ends at. The paths follow ``torch.optim``'s update rules, to rounding.
 
     Args:
         **kwargs: starting values, see ``valley_explorer_html`` (lr, momentum, beta1, beta2,

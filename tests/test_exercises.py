@@ -35,10 +35,11 @@ TRUE_ANSWERS = {
     "10.2": 1.3863,  # ln 4
     "11.1": 0.25,  # IoU per class 0, 0.5, 0.5, 0
     "11.2": 0.88,  # 88 of 100 pixels
-    "12.1": 0.5,  # 0.05 / (1 - 0.9)
-    "12.2": 160,  # 32 updates x 5 epochs
-    "12.3": 0.1,  # |1 - 20 lr| > 1 from lr = 2 / 20
+    "12.1": 0.04,  # 0.02 / (1 - 0.5)
+    "12.2": 39,  # ceil(400 / 32) = 13 updates x 3 epochs
+    "12.3": 0.04,  # |1 - 50 lr| > 1 from lr = 2 / 50
     "12.4": 2.106,  # (1 - 0.9^10) / sqrt(1 - 0.99^10) = 0.6513 / 0.3092
+    "12.5": 0.15,  # y' = (1.5 - 20 lr) y - 0.5 y_before: root -1 at 20 lr = 2 (1 + 0.5)
     "14.1": 17,  # best 7 + patience 10
     "14.2": 3.75e-4,  # 3e-3 / 8
     "14.3": 3,  # updates after mini-batches 4, 8 and 10 (the remainder group)
