@@ -6,6 +6,7 @@ this module for the device instead of writing ``"cuda"``.
 
 from __future__ import annotations
 
+import platform
 import time
 from collections.abc import Callable
 
@@ -112,13 +113,29 @@ def cpu_bf16_is_native() -> bool:
         >>> isinstance(cpu_bf16_is_native(), bool)
         True
     """
-    caps = torch.cpu.get_capabilities()
+    caps = _cpu_capabilities()
     if caps.get("architecture", "").startswith(("arm", "aarch64")) or "neon" in caps:
         return bool(caps.get("bf16") or caps.get("sve_bf16"))
     has = caps.get("avx512_bf16") or caps.get("amx_bf16")
     kernels = torch.backends.cpu.get_cpu_capability() == "AVX512"
     onednn = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)()
     return bool(has and kernels and onednn)
+
+
+def _cpu_capabilities() -> dict:
+    """``torch.cpu.get_capabilities()``, or on releases before it (Colab keeps its own torch)
+    the x86 checks PyTorch had then; an unknown CPU counts as without native bfloat16."""
+    get = getattr(torch.cpu, "get_capabilities", None)
+    if get is not None:
+        return get()
+    caps: dict = {"architecture": platform.machine().lower()}
+    for name, probe in (
+        ("avx512_bf16", "_is_avx512_bf16_supported"),
+        ("amx_bf16", "_is_amx_tile_supported"),
+    ):
+        check = getattr(torch.cpu, probe, None)
+        caps[name] = bool(check()) if check is not None else False
+    return caps
 
 
 def amp_is_fast(device: torch.device) -> bool:

@@ -149,3 +149,19 @@ def test_time_call_returns_the_median_of_the_timed_calls(monkeypatch):
     assert ms == pytest.approx(40.0)  # median of 50, 20, 40, 30 ms: the upper middle one
     with pytest.raises(ValueError, match="repeats"):
         labpkg.time_call(lambda: None, torch.device("cpu"), repeats=0)
+
+
+@pytest.mark.parametrize("avx512_bf16", [True, False])
+def test_a_torch_without_get_capabilities_falls_back_to_its_own_cpu_checks(
+    monkeypatch, avx512_bf16
+):
+    # Colab keeps its own torch; releases before torch.cpu.get_capabilities had these checks
+    from labpkg.devices import cpu_bf16_is_native
+
+    monkeypatch.delattr(torch.cpu, "get_capabilities", raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    monkeypatch.setattr("platform.machine", lambda: "x86_64")
+    assert cpu_bf16_is_native() is avx512_bf16
