@@ -145,6 +145,13 @@ def _execute(colab: ColabLike, notebook: Path, out: Path) -> Run:
     return Run(ok, result.get("seconds", float("nan")), target, proc.stderr[-8000:])
 
 
+def measures_time(notebook: Path) -> bool:
+    """Does a code cell time steps with ``labpkg.timing``? Such a notebook refuses a table
+    that a busy machine disturbed (``UnsteadyTiming``), so it runs with the machine quiet."""
+    cells = json.loads(notebook.read_text())["cells"]
+    return any("labpkg.timing." in "".join(c["source"]) for c in cells if c["cell_type"] == "code")
+
+
 def rehearse(colab: ColabLike, notebooks: list[Path], out: Path, jobs: int = JOBS) -> Rehearsal:
     """Execute ``notebooks`` in ``colab``; executed copies go to ``out``.
 
@@ -152,16 +159,20 @@ def rehearse(colab: ColabLike, notebooks: list[Path], out: Path, jobs: int = JOB
     cells find it installed, and two pip processes must not write one environment at once).
     The others then run ``jobs`` at a time, the slowest of the last run first when its times
     are known (``TIMES``), so that the run does not end waiting for one long notebook.
+    Notebooks that time steps (``measures_time``) run last, one at a time: by then the other
+    kernels have ended, and so have the unit tests of the other pytest worker.
     """
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     first, *rest = notebooks
     runs = {first.name: _execute(colab, first, out)}
     known = json.loads(TIMES.read_text()) if TIMES.exists() else {}
-    rest.sort(key=lambda p: -known.get(p.name, p.stat().st_size / 1000))
+    quiet = [p for p in rest if measures_time(p)]
+    rest = sorted(set(rest) - set(quiet), key=lambda p: -known.get(p.name, p.stat().st_size / 1000))
     with ThreadPoolExecutor(jobs) as pool:
         done = pool.map(lambda p: _execute(colab, p, out), rest)
         runs.update(zip([p.name for p in rest], done, strict=True))
+    runs.update({p.name: _execute(colab, p, out) for p in quiet})
     TIMES.parent.mkdir(parents=True, exist_ok=True)
     TIMES.write_text(json.dumps({name: run.seconds for name, run in runs.items()}, indent=1))
     return Rehearsal(colab, out, runs, time.perf_counter() - start)

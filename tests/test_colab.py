@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 import pytest
-from rehearsal import NOTEBOOKS, repository_url
+from rehearsal import NOTEBOOKS, measures_time, repository_url
 
 import labpkg
 
@@ -46,3 +46,8 @@ def test_after_the_installs_torch_is_untouched_and_labpkg_came_from_the_tag(rehe
     assert Path(location).is_relative_to(colab.root / "venv")
     assert direct_url["url"] == repository_url()
     assert direct_url["vcs_info"]["requested_revision"] == f"v{labpkg.__version__}"
+
+
+def test_only_the_notebooks_that_time_steps_wait_for_a_quiet_machine():
+    timed = [p.name for p in NOTEBOOKS if measures_time(p)]
+    assert timed == ["15_gpu.ipynb"]  # its table refuses a disturbed measurement
