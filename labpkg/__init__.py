@@ -41,8 +41,6 @@ from labpkg.counting import (
     total_updates,
     updates_per_epoch,
 )
-from labpkg.counting import iterations_per_epoch as iterations_per_epoch  # deprecated: warns
-from labpkg.counting import total_iterations as total_iterations  # deprecated: warns
 from labpkg.data import (
     CLASS_NAMES,
     ShapesConfig,

@@ -13,10 +13,7 @@ All counts are per process unless the name says global.
 
 from __future__ import annotations
 
-import functools
 import math
-import warnings
-from collections.abc import Callable
 
 __all__ = [
     "samples_per_rank",
@@ -26,8 +23,6 @@ __all__ = [
     "effective_batch_size",
     "ends_update",
     "group_size",
-    "iterations_per_epoch",
-    "total_iterations",
 ]
 
 
@@ -153,25 +148,3 @@ def _check(minimum: int = 1, **value: int) -> None:
     ((name, v),) = value.items()
     if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {v!r}")
-
-
-def _renamed(new: Callable, why: str) -> Callable:
-    """A deprecated alias of ``new`` that warns once per call site (kept for one release)."""
-
-    @functools.wraps(new)
-    def alias(*args, **kwargs):
-        warnings.warn(why, FutureWarning, stacklevel=2)
-        return new(*args, **kwargs)
-
-    alias.__doc__ = f"Deprecated: {why}"
-    return alias
-
-
-iterations_per_epoch = _renamed(
-    batches_per_epoch,
-    "iterations_per_epoch counts mini-batches, not iterations (updates); it is now "
-    "batches_per_epoch. For optimizer updates per epoch use updates_per_epoch.",
-)
-total_iterations = _renamed(
-    total_updates, "total_iterations is now total_updates (it counts optimizer updates)."
-)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 __all__ = ["TrainState"]
@@ -48,11 +47,3 @@ class TrainState:
     stop_training: bool = False
     interrupted: bool = False
     diverged: bool = False
-
-    @property
-    def epoch_length(self) -> int:
-        """Deprecated name of ``batches_per_epoch`` (it counts mini-batches, not updates)."""
-        warnings.warn(
-            "TrainState.epoch_length is now batches_per_epoch", FutureWarning, stacklevel=2
-        )
-        return self.batches_per_epoch

@@ -292,8 +292,3 @@ class Trainer(Evaluator):
             not yet run.
         """
         return resume.restore_trainer(self, path)
-
-    def load_checkpoint(self, path: str) -> int:
-        """Deprecated name of ``restore`` (``labpkg.load_checkpoint`` reads a file instead)."""
-        warnings.warn("Trainer.load_checkpoint is now Trainer.restore", FutureWarning, 2)
-        return self.restore(path).epoch

@@ -199,12 +199,3 @@ def test_the_book_example_counts_mini_batches_and_updates_by_their_names():
     assert labpkg.updates_per_epoch(40, 4, accumulate=3) == 4
     assert state.global_step == 8 == labpkg.total_updates(40, 4, epochs=2, accumulate=3)
     assert state.batches_seen == 20
-
-
-def test_old_counting_names_warn_and_keep_their_meaning():
-    with pytest.warns(FutureWarning, match="batches_per_epoch"):
-        assert labpkg.iterations_per_epoch(40, 4) == 10  # it always counted mini-batches
-    with pytest.warns(FutureWarning, match="total_updates"):
-        assert labpkg.total_iterations(40, 4, 2, accumulate=3) == 8
-    with pytest.warns(FutureWarning, match="batches_per_epoch"):
-        assert labpkg.TrainState(batches_per_epoch=7).epoch_length == 7
