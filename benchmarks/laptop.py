@@ -40,10 +40,17 @@ def run(notebook: Path, extra_env: dict[str, str]) -> float:
     env = {**os.environ, **extra_env}
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
-        subprocess.run(
-            [sys.executable, "-c", RUNNER, str(notebook)], cwd=folder, env=env, check=True
+        proc = subprocess.run(
+            [sys.executable, "-c", RUNNER, str(notebook)],
+            cwd=folder,
+            env=env,
+            capture_output=True,  # the kernels' start-up chatter; shown if the run fails
+            text=True,
         )
-        return time.perf_counter() - start
+        seconds = time.perf_counter() - start
+        if proc.returncode != 0:
+            raise SystemExit(f"{notebook.name} failed:\n{proc.stderr[-4000:]}")
+        return seconds
 
 
 def main(argv: list[str] | None = None) -> int:

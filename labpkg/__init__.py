@@ -81,6 +81,7 @@ from labpkg.pipeline import Augmented, WorkerDraws
 from labpkg.recipes import Recipe, train_recipe
 from labpkg.reproducibility import seed_everything
 from labpkg.trainer import Trainer, TrainState
+from labpkg.versions import check_version
 
 __version__ = "0.1.0"
 
@@ -132,6 +133,7 @@ __all__ = [
     "amp_dtype_for",
     "amp_settings",
     "batches_per_epoch",
+    "check_version",
     "confusion_matrix",
     "count_parameters",
     "layer_shapes",

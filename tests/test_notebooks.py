@@ -26,7 +26,7 @@ def test_there_are_lessons():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_first_cell_installs_pinned_labpkg_only_on_colab(path, book_config):
+def test_first_cell_states_its_version_checks_it_and_installs_it_only_on_colab(path, book_config):
     first = _cells(path)[0]
     source = "".join(first["source"])
     assert first["cell_type"] == "code"
@@ -34,8 +34,11 @@ def test_first_cell_installs_pinned_labpkg_only_on_colab(path, book_config):
     assert 'if "google.colab" in sys.modules:' in source
     match = INSTALL.search(source)
     assert match, f"{path.name}: no pinned '%pip install \"labpkg @ git+URL@vX\"' line"
-    assert match["url"] == book_config["repository"]["url"]
+    assert match["url"] == book_config["repository"]["url"] == labpkg.versions.REPOSITORY
     assert match["version"] == labpkg.__version__
+    # every reader, on Colab or not, is told if the labpkg they import is another version
+    assert source.startswith(f"# This notebook was written for labpkg {labpkg.__version__};")
+    assert f'\nlabpkg.check_version("{labpkg.__version__}")' in source
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
