@@ -6,8 +6,9 @@ two runs train differently. ``torch.nn.SyncBatchNorm`` closes the gap on acceler
 refuses CPU tensors); this module's ``GlobalBatchNorm2d`` does it anywhere.
 
 The cost: two collectives per layer and mini-batch, an all-reduce of the statistics in the
-forward pass and an all-reduce of their gradients in the backward pass (the backward of
-``torch.distributed.nn.functional.all_reduce`` is an all-reduce). ``SyncBatchNorm`` also makes
+forward pass and an all-reduce of their gradients in the backward pass (``SumOverProcesses``
+below: the total feeds every process's loss, so each process's gradient of its own part is
+the sum of all processes' gradients of the total). ``SyncBatchNorm`` also makes
 two: an all-gather of each process's mean, inverse standard deviation and count in forward, an
 all-reduce of two gradient sums in backward (``torch/nn/modules/_functions.py``).
 """
@@ -15,11 +16,39 @@ all-reduce of two gradient sums in backward (``torch/nn/modules/_functions.py``)
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from labpkg.distributed import is_distributed, world_size
 
-__all__ = ["GlobalBatchNorm2d", "convert_global_batchnorm"]
+__all__ = ["GlobalBatchNorm2d", "SumOverProcesses", "convert_global_batchnorm"]
+
+
+class SumOverProcesses(torch.autograd.Function):
+    """``SumOverProcesses.apply(x)``: the sum of ``x`` over every process, with gradients.
+
+    Forward: one all-reduce of ``x``. Backward: one all-reduce of the incoming gradient,
+    since every process's loss depends on the same total. (PyTorch's own
+    ``torch.distributed.nn.functional.all_reduce`` does the same, and is deprecated in
+    favour of a private module.)
+
+    Example, in each of the processes ``torchrun`` starts (``GlobalBatchNorm2d`` does this)::
+
+        local = torch.cat([x.sum((0, 2, 3)), count])  # this process's share, (C + 1,)
+        total = SumOverProcesses.apply(local)         # the same total on every process
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        total = x.clone()
+        dist.all_reduce(total, op=dist.ReduceOp.SUM)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous().clone()  # all_reduce writes in place
+        dist.all_reduce(grad, op=dist.ReduceOp.SUM)
+        return grad
 
 
 class GlobalBatchNorm2d(nn.BatchNorm2d):
@@ -40,12 +69,10 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and is_distributed() and world_size() > 1):
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce  # gradients flow back through it
-
         c = x.shape[1]
         count = x.new_full((1,), x.numel() / c)  # values per channel in this mini-batch
         local = torch.cat([x.sum((0, 2, 3)), (x * x).sum((0, 2, 3)), count])  # (2C + 1,)
-        total = all_reduce(local)  # summed over every process
+        total = SumOverProcesses.apply(local)  # summed over every process, gradients too
         n = total[-1]
         mean = total[:c] / n  # (C,)
         var = total[c : 2 * c] / n - mean * mean  # biased: what BatchNorm normalises with

@@ -19,6 +19,7 @@ __all__ = [
     "MODES",
     "confusion_matrix",
     "pair_counts",
+    "host_reads_are_free",
     "to_labels",
     "check_label_ranges",
     "iou_from_confusion",
@@ -88,7 +89,7 @@ def pair_counts(
     """
     c = num_classes
     index = torch.add(labels, target, alpha=c)  # t·C + p in one pass, no temporary: (N, H, W)
-    if not checked:
+    if not checked and _maybe_outside(labels, target, c, ignore_index):
         in_range = (target >= 0) & (target < c) & (labels >= 0) & (labels < c)
         index = torch.where(in_range, index, c * c)
     if ignore_index is not None:
@@ -96,6 +97,28 @@ def pair_counts(
     index = index.reshape(-1)  # every value in [0, C·C + 1] now
     count = torch.bincount if index.device.type == "cpu" else scatter_count
     return count(index, minlength=c * c + 2)[: c * c + 1]
+
+
+def host_reads_are_free(device: torch.device) -> bool:
+    """Is reading a value back cheap here? On a CPU, yes; on a GPU each read waits for every
+    queued kernel (a sync), so the per-batch path never reads there."""
+    return device.type == "cpu"
+
+
+def _maybe_outside(
+    labels: torch.Tensor, target: torch.Tensor, c: int, ignore_index: int | None
+) -> bool:
+    """Could a label lie outside [0, C)? Looking is a host read: on a GPU a sync each batch,
+    so the answer is yes without looking; on a CPU it is free, and one min/max pass per
+    tensor is a third of the cost of routing every pixel through the range test."""
+    if not host_reads_are_free(labels.device) or ignore_index is not None:
+        return True
+    for labels_or_target in (labels, target):
+        if labels_or_target.numel() > 0:
+            low, high = torch.aminmax(labels_or_target)
+            if low < 0 or high >= c:
+                return True
+    return False
 
 
 def scatter_count(index: torch.Tensor, minlength: int) -> torch.Tensor:

@@ -242,11 +242,19 @@ def test_chapter_7_absent_class_sentence_matches_torchmetrics():
     assert per_class.tolist() == [1.0, 1.0, 0.0] and math.isnan(ours.compute()[2])
 
 
-def test_unchecked_updates_still_refuse_out_of_range_labels_when_computed():
+@pytest.mark.parametrize("reads_free", [True, False], ids=["cpu", "as-on-a-gpu"])
+def test_unchecked_updates_still_refuse_out_of_range_labels_when_computed(monkeypatch, reads_free):
+    import labpkg.confusion
+
+    monkeypatch.setattr(labpkg.confusion, "host_reads_are_free", lambda device: reads_free)
     m = MeanIoU(3, validate_args=False)
-    m.update(t([[0, 1]]), t([[0, 7]]))  # no host read here, and no error yet
-    with pytest.raises(ValueError, match=r"1 pixels had a true or predicted label outside"):
+    m.update(t([[0, 1]]), t([[0, 7]]))  # no error yet (and, on a GPU, no host read)
+    m.update(t([[-1, 2]]), t([[0, 2]]))  # a predicted label below 0
+    with pytest.raises(ValueError, match=r"2 pixels had a true or predicted label outside"):
         m.compute()
+    fine = MeanIoU(3, validate_args=False)
+    fine.update(t([[0, 1], [2, 2]]), t([[0, 1], [2, 1]]))  # in range: counted, not refused
+    assert fine.confmat.tolist() == [[1, 0, 0], [0, 1, 1], [0, 0, 1]]
     checked = MeanIoU(3)
     with pytest.raises(ValueError, match="labels outside"):
         checked.update(t([[0, 1]]), t([[0, 7]]))  # raised at once
