@@ -6,7 +6,7 @@ two runs train differently. ``torch.nn.SyncBatchNorm`` closes the gap on acceler
 refuses CPU tensors); this module's ``GlobalBatchNorm2d`` does it anywhere.
 
 The cost: two collectives per layer and mini-batch, an all-reduce of the statistics in the
-forward pass and an all-reduce of their gradients in the backward pass (``SumOverProcesses``
+forward pass and an all-reduce of their gradients in the backward pass (``_SumOverProcesses``
 below: the total feeds every process's loss, so each process's gradient of its own part is
 the sum of all processes' gradients of the total). ``SyncBatchNorm`` also makes
 two: an all-gather of each process's mean, inverse standard deviation and count in forward, an
@@ -21,11 +21,11 @@ from torch import nn
 
 from labpkg.distributed import is_distributed, world_size
 
-__all__ = ["GlobalBatchNorm2d", "SumOverProcesses", "convert_global_batchnorm"]
+__all__ = ["GlobalBatchNorm2d", "convert_global_batchnorm"]
 
 
-class SumOverProcesses(torch.autograd.Function):
-    """``SumOverProcesses.apply(x)``: the sum of ``x`` over every process, with gradients.
+class _SumOverProcesses(torch.autograd.Function):
+    """``_SumOverProcesses.apply(x)``: the sum of ``x`` over every process, with gradients.
 
     Forward: one all-reduce of ``x``. Backward: one all-reduce of the incoming gradient,
     since every process's loss depends on the same total. (PyTorch's own
@@ -35,7 +35,7 @@ class SumOverProcesses(torch.autograd.Function):
     Example, in each of the processes ``torchrun`` starts (``GlobalBatchNorm2d`` does this)::
 
         local = torch.cat([x.sum((0, 2, 3)), count])  # this process's share, (C + 1,)
-        total = SumOverProcesses.apply(local)         # the same total on every process
+        total = _SumOverProcesses.apply(local)         # the same total on every process
     """
 
     @staticmethod
@@ -72,7 +72,7 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
         c = x.shape[1]
         count = x.new_full((1,), x.numel() / c)  # values per channel in this mini-batch
         local = torch.cat([x.sum((0, 2, 3)), (x * x).sum((0, 2, 3)), count])  # (2C + 1,)
-        total = SumOverProcesses.apply(local)  # summed over every process, gradients too
+        total = _SumOverProcesses.apply(local)  # summed over every process, gradients too
         n = total[-1]
         mean = total[:c] / n  # (C,)
         var = total[c : 2 * c] / n - mean * mean  # biased: what BatchNorm normalises with
