@@ -103,9 +103,9 @@ def cpu_bf16_is_native() -> bool:
     """True if this CPU computes bfloat16 in hardware *and* PyTorch's kernels use it.
 
     Only then does bfloat16 autocast pay on a CPU. Chapter 15 measured the default U-Net's
-    training step with 2 threads: 1.44 to 1.75× as fast as float32 on a CPU with AMX, and
-    0.20× (5× *slower*) on the same CPU limited to AVX2, which emulates bfloat16, as most
-    laptops do. It needs the instructions (``torch.cpu.get_capabilities()``: ``avx512_bf16``
+    training step with 2 threads: 1.44 to 2.4× as fast as float32 on a CPU with AMX, and 0.13
+    to 0.20× (5 to 8× *slower*) on the same CPU limited to AVX2, which emulates bfloat16, as
+    most laptops do. It needs the instructions (``torch.cpu.get_capabilities()``: ``avx512_bf16``
     or ``amx_bf16`` on x86, ``bf16`` or ``sve_bf16`` on Arm), on x86 ATen's kernels built for
     them (``torch.backends.cpu.get_cpu_capability()`` is ``"AVX512"``: an environment limit
     such as ``ATEN_CPU_CAPABILITY=avx2`` lowers it), and oneDNN allowed to use them

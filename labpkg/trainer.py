@@ -48,7 +48,7 @@ class Trainer(Evaluator):
         amp: mixed precision (autocast) for forward and loss: False (default), True, or
             ``"auto"``, which turns it on where the 16-bit type is native: on GPUs, and on
             CPUs with native bfloat16 (``labpkg.devices.amp_is_fast``; a CPU that emulates it
-            ran 5× slower than float32 in chapter 15).
+            ran 5 to 8× slower than float32 in chapter 15).
         amp_dtype: None picks bfloat16 on CPUs and on CUDA GPUs of compute capability 8.0+,
             else float16 (e.g. Colab's T4, Apple GPUs), which adds a GradScaler.
         grad_clip_norm: clip the gradient norm to this value before each update (default off).
