@@ -46,14 +46,16 @@ class Trainer(Evaluator):
             process group itself and each process uses its own GPU (``cuda:LOCAL_RANK``);
             ``"cpu"`` keeps every process on the CPU (gloo), also where GPUs exist.
         amp: mixed precision (autocast) for forward and loss: False (default), True, or
-            ``"auto"``, which turns it on only where it is faster: on GPUs, and on CPUs with
-            native bfloat16 (``labpkg.devices.amp_is_fast``; about 10× slower elsewhere).
-        amp_dtype: None picks bfloat16 where the hardware has it natively (CPUs, CUDA compute
-            capability 8.0+), else float16 (e.g. Colab's T4), which adds a GradScaler.
+            ``"auto"``, which turns it on where the 16-bit type is native: on GPUs, and on
+            CPUs with native bfloat16 (``labpkg.devices.amp_is_fast``; a CPU that emulates it
+            ran 5 to 8× slower than float32 in chapter 15).
+        amp_dtype: None picks bfloat16 on CPUs and on CUDA GPUs of compute capability 8.0+,
+            else float16 (e.g. Colab's T4, Apple GPUs), which adds a GradScaler.
         grad_clip_norm: clip the gradient norm to this value before each update (default off).
         accumulate_grad_batches: mini-batches per optimizer update (default 1).
-        channels_last: NHWC memory layout for the model and inputs (faster convolutions on
-            recent GPUs and on CPUs with bf16).
+        channels_last: NHWC memory layout for the model and inputs, which cuDNN's tensor-core
+            and oneDNN's CPU convolutions prefer; often faster, not always (chapter 15
+            measures it).
         check_finite_inputs: raise if an input batch holds NaN or Inf (a host sync per batch).
 
     Losses and metrics that check their inputs (``validate_args``: labels in range, which
@@ -101,9 +103,10 @@ class Trainer(Evaluator):
         self.metrics = list(metrics)
         # separate copies, so validation never mixes into the training epoch's numbers
         self.val_metrics = [copy.deepcopy(m) for m in self.metrics]
-        self.amp = resolve_amp(amp, self.device)  # "auto": on only where it is faster
-        # bfloat16 where the hardware has it natively, else float16, which needs a GradScaler:
-        # its range ends at 65504, so the scaler multiplies the loss up, then undoes it
+        self.amp = resolve_amp(amp, self.device)  # "auto": on only where 16-bit is native
+        # bfloat16 on CPUs and where the GPU has it natively, else float16, which needs a
+        # GradScaler: small gradients underflow in float16, so the scaler multiplies the loss
+        # up, then undoes it
         self.amp_dtype, needs_scaler = amp_settings(self.device, amp_dtype)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp and needs_scaler)
         self.grad_clip_norm = None if grad_clip_norm is None else float(grad_clip_norm)

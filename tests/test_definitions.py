@@ -42,7 +42,13 @@ TERMS: dict[str, tuple[str, str]] = {
     "momentum": (r"momentum", "12_optimizers"),
     "callback": (r"callbacks?", "02_epochs"),  # glossed in one line there; 14 teaches them
     "learning-rate schedule": (r"schedul(e|es|er|ers)", "13_learning_rate"),
-    "mixed precision": (r"mixed precision|autocast", "15_gpu"),
+    "mixed precision": (r"mixed precision", "15_gpu"),
+    "autocast": (r"autocast", "15_gpu"),
+    "GradScaler": (r"GradScalers?", "15_gpu"),
+    "bfloat16": (r"bfloat16", "15_gpu"),
+    "TF32": (r"TF32|TensorFloat-32", "15_gpu"),
+    "channels_last": (r"channels[_ ]last", "15_gpu"),
+    "pinned memory": (r"pinned", "15_gpu"),
 }
 
 _INLINE_CODE = re.compile(r"`[^`\n]*`")
