@@ -51,7 +51,7 @@ class Look:
     # luminance (laptop width only)
     page_scrolls: bool  # the whole page is wider than the window
     scrolling: list[dict]  # code, outputs wider than their box: where, scroll and client width
-    math: list[dict]  # display equations: scroll and client width, overflow-x, right edges
+    math: list[dict]  # display equations: content and box width, right edges
     colours: list[dict]  # explorers, progress bars: selector, text and background colours
     chips: list[float]  # the contrast of each numbered sample of the batch explorer
     page_colours: dict  # the theme's own text and background colours (computed)
@@ -70,17 +70,19 @@ _SCROLLING_JS = """els => els.filter(e => e.scrollWidth > e.clientWidth + 1).map
     where: e.closest('.cell_input') ? 'input' : 'output', scroll: e.scrollWidth,
     client: e.clientWidth, text: (e.innerText || '').split('\\n')[0].slice(0, 80)}))"""
 _PAGE_SCROLLS_JS = "() => document.documentElement.scrollWidth > window.innerWidth + 1"
-# Display equations, once MathJax has typeset them: do they fit, or scroll in their own box?
+# Display equations, once MathJax has typeset them: their width against their box's.
 _MATH_JS = """async () => {
     if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
         await MathJax.startup.promise;
     }
     const article = document.querySelector('main article') || document.body;
     const right = article.getBoundingClientRect().right;
-    return Array.from(document.querySelectorAll('div.math')).map(e => ({
-        tex: e.textContent.trim().slice(0, 60), scroll: e.scrollWidth, client: e.clientWidth,
-        overflow: getComputedStyle(e).overflowX, right: e.getBoundingClientRect().right,
-        article: right}));
+    return Array.from(document.querySelectorAll('div.math')).map(m => {
+        const e = m.querySelector('mjx-container') || m;
+        return {tex: m.textContent.trim().slice(0, 60), scroll: e.scrollWidth,
+                client: e.clientWidth, right: m.getBoundingClientRect().right,
+                article: right};
+    });
 }"""
 # The colours an explorer or a progress bar shows its text on (the first opaque background).
 _COLOURS_JS = """sel => Array.from(document.querySelectorAll(sel)).map(e => {

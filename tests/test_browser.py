@@ -147,11 +147,12 @@ def test_code_and_outputs_fit_the_column_on_a_laptop(look, entry):
 
 @pytest.mark.parametrize("width", WIDTHS)
 @pytest.mark.parametrize("entry", PAGES)
-def test_display_equations_fit_or_scroll_in_their_own_box(look, entry, width):
+def test_display_equations_fit_the_column(look, entry, width):
+    """MathJax's box scrolls a wider equation, but a phone shows no scrollbar: the equation
+    looks whole and is cut off. So every equation fits, at both widths."""
     for eq in look(entry, "light", width).math:
         assert eq["right"] <= eq["article"] + 1, f"runs off the page: {eq['tex']}"
-        fits = eq["scroll"] <= eq["client"] + 1
-        assert fits or eq["overflow"] in {"auto", "scroll"}, f"clipped: {eq['tex']}"
+        assert eq["scroll"] <= eq["client"] + 1, f"cut off: {eq['scroll']} px in {eq['client']}"
 
 
 IMAGE_FILE = re.compile(r"(^|/)[\w.-]+\.(png|jpe?g|svg|gif|webp)$", re.IGNORECASE)
