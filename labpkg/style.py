@@ -105,6 +105,10 @@ def legend_outside(ax: Axes) -> None:
     entry_pt = (0.6 * longest + 4.0) * MIN_FONT_PT  # marker, gap and text, roughly
     room_pt = 0.85 * ax.figure.get_figwidth() * 72  # the axes' share of the figure, roughly
     columns = max(1, min(len(labels), int(room_pt // entry_pt)))
+    rows = -(-len(labels) // columns)  # ceil
+    if rows > 1:  # a taller figure, so the legend's rows take no height from the plot
+        figure = ax.figure
+        figure.set_figheight(figure.get_figheight() + (rows - 1) * 1.4 * MIN_FONT_PT / 72)
     ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.02), borderaxespad=0.0, ncols=columns,
               fontsize=MIN_FONT_PT)  # fmt: skip
 
