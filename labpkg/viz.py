@@ -141,7 +141,9 @@ def show_batch(
     rows = [(k, v.argmax(dim=1) if k != "image" and v.ndim == 4 else v) for k, v in rows]
     wide = min(n, columns)
     bands = -(-n // wide)  # ceil: image k sits in band k // wide, column k % wide
-    cell = min(1.1, (MAX_WIDTH_IN - 1.4) / wide)  # inches per image; 1.4 in for the labels
+    # inches per image: 1.4 in of the width for the labels, and the whole grid at most
+    # about 6.3 in tall, so it fits a laptop's screen at once
+    cell = min(1.1, (MAX_WIDTH_IN - 1.4) / wide, 6.0 / (bands * len(rows)) - 0.1)
     fig, axes = plt.subplots(
         bands * len(rows), wide, squeeze=False, layout="constrained",
         figsize=(1.4 + cell * wide, 0.3 + (cell + 0.1) * bands * len(rows)),
