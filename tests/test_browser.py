@@ -260,6 +260,7 @@ def _set(page, role: str, value) -> None:
 
 def test_batch_explorer_updates_its_counts_without_a_kernel(browser, site_url):
     import labpkg
+    from labpkg.widgets import MAX_EPOCHS_DRAWN
 
     visit = PageVisit(browser, f"{site_url}/lessons/03_iterations.html")
     try:
@@ -303,7 +304,11 @@ def test_batch_explorer_updates_its_counts_without_a_kernel(browser, site_url):
             assert counts["dropped"] == (n - w * batches * b if drop_last else 0)
             assert counts["padded"] == (0 if drop_last else w * per_rank - n)
             rows = page.locator(".tll-explorer .tll-epoch")
-            assert rows.count() == min(epochs, 6) * w  # one row per process per epoch
+            drawn = min(epochs, MAX_EPOCHS_DRAWN)
+            assert rows.count() == drawn * w  # one row per process per epoch
+            note = page.locator(".tll-explorer [data-note]").inner_text()
+            said = f"Drawn below: the first {drawn} of the {epochs} epochs."
+            assert note == (said if drawn < epochs else ""), "says when it draws fewer"
             assert rows.first.locator(".tll-s").count() == per_rank
             shown = page.eval_on_selector_all(
                 ".tll-explorer .tll-epoch",
