@@ -7,6 +7,7 @@ whether 42 is right, and a hint if not; it never prints the expected value.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -355,5 +356,6 @@ def check(exercise: str, answer: float) -> bool:
         right = abs(float(answer) - expected) <= 0.5 * 10.0**-item.decimals + 1e-12
     else:
         right = math.isclose(float(answer), expected, rel_tol=1e-9, abs_tol=1e-9)
-    print("Correct!" if right else f"Not yet. Hint: {item.hint}")
+    # wrapped to the width of the book's code column, where the page shows the output
+    print("Correct!" if right else textwrap.fill(f"Not yet. Hint: {item.hint}", width=72))
     return right

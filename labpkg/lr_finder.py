@@ -48,8 +48,10 @@ class LRFinderResult:
 
         curves = {"mini-batch loss": self.losses, "smoothed": self.smoothed}
         fig = viz.plot_curves(curves, xlabel="learning rate", x=self.lrs, logx=True)
-        fig.axes[0].axvline(self.suggestion, color="black", linestyle="--", linewidth=1)
-        fig.axes[0].set_title(f"suggested lr {self.suggestion:.1e} (dashed)")
+        ax = fig.axes[0]
+        ax.axvline(self.suggestion, color="black", linestyle="--", linewidth=1,
+                   label=f"suggested lr {self.suggestion:.1e}")  # fmt: skip
+        viz.legend_outside(ax)  # again, with the suggestion's line
         return fig
 
 

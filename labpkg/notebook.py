@@ -6,8 +6,10 @@ in a plain terminal.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
+import textwrap
 from typing import Any
 
 __all__ = ["show_source", "show_image", "glue"]
@@ -17,6 +19,8 @@ def show_source(obj: Any) -> Any:
     """The source code of a labpkg function, class or method, syntax-highlighted.
 
     Chapters show the package's own code with it, so the page never drifts from what runs.
+    A method loses its class's indentation, and a line longer than the book's code column
+    wraps (the package's lines are longer than the lessons') instead of scrolling sideways.
 
     Args:
         obj: e.g. ``labpkg.Trainer._train_one_epoch``.
@@ -24,9 +28,22 @@ def show_source(obj: Any) -> Any:
     Returns:
         An ``IPython.display.Code``; display it (last line of a cell).
     """
+    source_code = _source_code_class()  # IPython loads only when asked for
+    return source_code(textwrap.dedent(inspect.getsource(obj)), language="python")
+
+
+@functools.cache
+def _source_code_class() -> type:
     from IPython.display import Code
 
-    return Code(inspect.getsource(obj), language="python")
+    class SourceCode(Code):
+        """``IPython.display.Code`` whose long lines wrap in HTML (the book, Jupyter)."""
+
+        def _repr_html_(self) -> str:
+            wrap = "<style>.tll-source pre{white-space:pre-wrap;overflow-wrap:anywhere}</style>"
+            return f'<div class="tll-source">{wrap}{super()._repr_html_()}</div>'
+
+    return SourceCode
 
 
 def show_image(path: str | os.PathLike) -> Any:

@@ -3,7 +3,10 @@
 Figures are drawn on an opaque white background with near-black text of at least
 ``MIN_FONT_PT`` points, at ``DPI`` dots per inch and at most ``MAX_WIDTH_IN`` inches wide, so
 that on the book's pages (light or dark theme) and in Colab they show at full size and read
-well. The tests check every figure against these numbers.
+well, and that on a phone, where a figure shrinks to the screen's width, the text stays
+readable: what counts there is the text size per inch of figure width (``MIN_FONT_PT /
+MAX_WIDTH_IN``), as the phone scales the whole picture down. The tests check every figure
+against these numbers, in the browser at a laptop's width and at a phone's.
 """
 
 from __future__ import annotations
@@ -32,11 +35,12 @@ __all__ = [
 ]
 
 #: Smallest font size of any text in a labpkg figure (points).
-MIN_FONT_PT = 11
+MIN_FONT_PT = 12
 #: Resolution of every figure; with ``MAX_WIDTH_IN`` it keeps figures within the page column.
 DPI = 100
-#: Widest figure in inches; 7 in at 100 dpi is 700 px, narrower than the book's text column.
-MAX_WIDTH_IN = 7.0
+#: Widest figure in inches; 6 in at 100 dpi is 600 px, narrower than the book's text column
+#: on a laptop, and on a phone (about 360 px wide) 12-point text still shows at about 10 px.
+MAX_WIDTH_IN = 6.0
 _INK = "#222222"
 #: Matplotlib settings applied while a labpkg figure is drawn.
 THEME = {
@@ -93,8 +97,20 @@ def class_cmap(num_classes: int) -> ListedColormap:
 
 
 def legend_outside(ax: Axes) -> None:
-    """A legend to the right of the axes: it can never hide a curve."""
-    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+    """A legend above the axes, in as many columns as fit: it can never hide a curve, and
+    the plot keeps the figure's whole width (a legend at the side took a third of it, which
+    a phone's screen cannot spare)."""
+    labels = ax.get_legend_handles_labels()[1]
+    longest = max((len(label) for label in labels), default=1)
+    entry_pt = (0.6 * longest + 4.0) * MIN_FONT_PT  # marker, gap and text, roughly
+    room_pt = 0.85 * ax.figure.get_figwidth() * 72  # the axes' share of the figure, roughly
+    columns = max(1, min(len(labels), int(room_pt // entry_pt)))
+    rows = -(-len(labels) // columns)  # ceil
+    if rows > 1:  # a taller figure, so the legend's rows take no height from the plot
+        figure = ax.figure
+        figure.set_figheight(figure.get_figheight() + (rows - 1) * 1.4 * MIN_FONT_PT / 72)
+    ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.02), borderaxespad=0.0, ncols=columns,
+              fontsize=MIN_FONT_PT)  # fmt: skip
 
 
 def line_colour(i: int) -> str:

@@ -102,15 +102,22 @@ class TimingTable:
         return found
 
     def __str__(self) -> str:
-        head = "".join(f"{'batch ' + str(b):>20}" for b in self.batch_sizes)
-        lines = [f"{'ms per step (speed-up)':<22}{head}"]
+        # columns only as wide as their contents: the table fits a book page's code column
+        title = "ms per step (speed-up)"
+        rows = [[f"batch {b}" for b in self.batch_sizes]]
         for name in self.settings:
-            cells = []
-            for batch in self.batch_sizes:
-                gain = "" if name == self.baseline else f" ({self.speedup(name, batch):.2f}×)"
-                cells.append(f"{self.ms(name, batch):.1f}{gain}".rjust(20))
-            lines.append(f"{name:<22}" + "".join(cells))
-        return "\n".join(lines)
+            rows.append([
+                f"{self.ms(name, b):.1f}"
+                + ("" if name == self.baseline else f" ({self.speedup(name, b):.2f}×)")
+                for b in self.batch_sizes
+            ])  # fmt: skip
+        first = max(len(title), *(len(name) for name in self.settings)) + 1
+        width = max(len(cell) for row in rows for cell in row) + 2
+        names = [title, *self.settings]
+        return "\n".join(
+            f"{name:<{first}}" + "".join(cell.rjust(width) for cell in row)
+            for name, row in zip(names, rows, strict=True)
+        )
 
 
 def time_steps(

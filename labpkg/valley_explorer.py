@@ -28,10 +28,14 @@ LEARNING_RATES = (0.005, 0.01, 0.02, 0.03, 0.05, 0.07, 0.08, 0.09, 0.095, 0.1, 0
 #: The β₂ slider's stops.
 SECOND_BETAS = (0.9, 0.99, 0.999, 0.9999)
 
-# One palette for both site themes: the dark theme shows cell outputs on a light plate.
+# Text and background follow the page, as the batch explorer's do (the book's theme, light or
+# dark, else JupyterLab's, else black on white); the paths' colours keep at least 3:1 against
+# both backgrounds (WCAG's contrast for graphics), the contours are the text colour.
 _STYLE = """
 .tll-valley{font:14px/1.4 system-ui,sans-serif;border:1px solid #8884;border-radius:8px;
-  padding:12px;margin:8px 0;max-width:760px;--sgd:#0072B2;--momentum:#D55E00;--adam:#009E73}
+  padding:12px;margin:8px 0;max-width:760px;--sgd:#0072B2;--momentum:#D55E00;--adam:#009E73;
+  color:var(--pst-color-text-base,var(--jp-ui-font-color1,#222));
+  background:var(--pst-color-background,var(--jp-layout-color0,#fff))}
 .tll-valley label{display:inline-block;min-width:150px;margin:2px 12px 2px 0}
 .tll-valley input[type=range]{vertical-align:middle;width:140px;max-width:100%}
 .tll-valley svg{display:block;width:100%;height:auto;margin:6px 0 0}

@@ -1,8 +1,9 @@
 """Figures for the book (matplotlib only). Every function returns a ``Figure``.
 
 Every figure is drawn in the style of ``labpkg.style``: opaque white, near-black text of at
-least 11 points, at most 7 inches wide, legends outside the axes so they never cover data,
-and the colour-blind-safe Okabe-Ito palette.
+least ``MIN_FONT_PT`` points, at most ``MAX_WIDTH_IN`` inches wide (readable on a phone too),
+legends above the axes so they never cover data, and the colour-blind-safe Okabe-Ito
+palette.
 """
 
 from __future__ import annotations
@@ -110,9 +111,11 @@ def show_batch(
     max_items: int = 8,
     titles: Sequence[str] | None = None,
     class_names: Sequence[str] | None = None,
+    columns: int = 4,
 ) -> Figure:
     """A grid: images on the first row, true masks below, then one row per prediction, and
-    a key of the class colours underneath.
+    a key of the class colours underneath. More than ``columns`` images wrap into a second
+    band of rows (8 images: two bands of 4), so each image stays large enough on a phone.
 
     Args:
         images: (B, 3, H, W) floats in [0, 1].
@@ -124,6 +127,7 @@ def show_batch(
         titles: one title per column (optional).
         class_names: names for the key (default: the shapes' classes when there are 4 or
             fewer, else "class k").
+        columns: at most this many images side by side (default 4).
 
     Returns:
         A matplotlib ``Figure``.
@@ -135,26 +139,34 @@ def show_batch(
     elif preds is not None:
         rows.append(("prediction", preds))
     rows = [(k, v.argmax(dim=1) if k != "image" and v.ndim == 4 else v) for k, v in rows]
-    cell = min(0.85, (MAX_WIDTH_IN - 1.0) / n)  # inches per image; 1 in for the row labels
+    wide = min(n, columns)
+    bands = -(-n // wide)  # ceil: image k sits in band k // wide, column k % wide
+    # inches per image: 1.4 in of the width for the labels, and the whole grid at most
+    # about 6.3 in tall, so it fits a laptop's screen at once
+    cell = min(1.1, (MAX_WIDTH_IN - 1.4) / wide, 6.0 / (bands * len(rows)) - 0.1)
     fig, axes = plt.subplots(
-        len(rows), n, figsize=(1.0 + cell * n, 0.3 + cell * len(rows)), squeeze=False,
-        layout="constrained",
+        bands * len(rows), wide, squeeze=False, layout="constrained",
+        figsize=(1.4 + cell * wide, 0.3 + (cell + 0.1) * bands * len(rows)),
     )  # fmt: skip
     cmap = class_cmap(num_classes).with_extremes(over=IGNORED_GREY)  # 255: "not labelled"
-    for r, (label, data) in enumerate(rows):
-        for c in range(n):
-            ax = axes[r][c]
+    for ax in axes.flat:
+        ax.set_axis_off()  # the cells of a last band left empty stay blank
+    for k in range(n):
+        band, c = divmod(k, wide)
+        for r, (label, data) in enumerate(rows):
+            ax = axes[band * len(rows) + r][c]
+            ax.set_axis_on()
             if label == "image":
-                ax.imshow(data[c].permute(1, 2, 0).clamp(0, 1).cpu().numpy())
+                ax.imshow(data[k].permute(1, 2, 0).clamp(0, 1).cpu().numpy())
             else:
-                ax.imshow(data[c].cpu().numpy(), cmap=cmap, vmin=0, vmax=num_classes - 1,
+                ax.imshow(data[k].cpu().numpy(), cmap=cmap, vmin=0, vmax=num_classes - 1,
                           interpolation="nearest")  # fmt: skip
             ax.set_xticks([])
             ax.set_yticks([])
             if c == 0:
                 ax.set_ylabel(label, rotation=0, ha="right", va="center")
             if r == 0 and titles is not None:
-                ax.set_title(titles[c], fontsize=MIN_FONT_PT)
+                ax.set_title(titles[k], fontsize=MIN_FONT_PT)
     ignored = any(bool((v > num_classes - 1).any()) for k, v in rows if k != "image")
     _class_key(fig, num_classes, class_names, ignored)
     return fig
@@ -172,8 +184,8 @@ def _class_key(fig: Figure, num_classes: int, names, ignored: bool) -> None:
     handles = [Patch(color=CLASS_COLOURS[k], label=n) for k, n in enumerate(names)]
     if ignored:
         handles.append(Patch(color=IGNORED_GREY, label="ignored"))
-    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 5),
-               frameon=False)  # fmt: skip
+    columns = 2 if len(handles) <= 4 else 3  # fits the narrowest grid (one or two images)
+    fig.legend(handles=handles, loc="outside lower center", ncols=columns, frameon=False)
 
 
 @themed

@@ -18,21 +18,37 @@ from IPython.display import HTML
 
 from labpkg.valley_explorer import valley_explorer, valley_explorer_html
 
-__all__ = ["batch_explorer", "explorer_html", "valley_explorer", "valley_explorer_html"]
+__all__ = [
+    "MAX_EPOCHS_DRAWN",
+    "batch_explorer",
+    "explorer_html",
+    "valley_explorer",
+    "valley_explorer_html",
+]
 
+#: The explorer draws the first epochs only (one row per process each); a note says so.
+MAX_EPOCHS_DRAWN = 6
+
+# Text and background follow the page: the book's theme (pydata-sphinx-theme's variables,
+# light or dark), else JupyterLab's, else black on white. The samples are solid colours with
+# black or white numbers, whichever contrasts more (at least 4.58:1 whatever the colour).
 _STYLE = """
 .tll-explorer{font:14px/1.4 system-ui,sans-serif;border:1px solid #8884;border-radius:8px;
-  padding:12px;margin:8px 0;max-width:760px}
+  padding:12px;margin:8px 0;max-width:760px;
+  color:var(--pst-color-text-base,var(--jp-ui-font-color1,#222));
+  background:var(--pst-color-background,var(--jp-layout-color0,#fff))}
 .tll-explorer label{display:inline-block;min-width:170px;margin:2px 12px 2px 0}
 .tll-explorer input[type=range]{vertical-align:middle;width:150px}
 .tll-explorer .tll-counts{display:grid;grid-template-columns:auto auto;gap:2px 16px;margin:8px 0}
 .tll-explorer .tll-counts b{font-variant-numeric:tabular-nums}
 .tll-explorer .tll-epoch{margin:4px 0;display:flex;flex-wrap:wrap;align-items:center;gap:2px}
 .tll-explorer .tll-epoch span.tll-name{width:112px;font-size:12px}
-.tll-explorer .tll-s{width:18px;height:18px;font-size:9px;line-height:18px;text-align:center;
-  color:#fff;border-radius:3px}
+.tll-explorer .tll-s{width:18px;height:18px;font-size:10px;line-height:18px;text-align:center;
+  border-radius:3px}
 .tll-explorer .tll-gap{width:6px}
-.tll-explorer .tll-repeat{outline:2px dashed #222;outline-offset:-2px}
+.tll-explorer .tll-repeat{outline:2px dashed currentColor;outline-offset:-2px}
+.tll-explorer .tll-note{margin:4px 0;font-style:italic}
+.tll-explorer .tll-note:empty{display:none}
 """
 
 # The arithmetic mirrors labpkg.counting: ceil or floor division, accumulation groups.
@@ -44,6 +60,19 @@ _SCRIPT = """
     root.querySelector('[data-count="' + name + '"]').textContent = value;
   };
   const colours = ["#E69F00", "#56B4E9", "#009E73", "#CC79A7", "#0072B2", "#D55E00", "#F0E442"];
+  const MAX_EPOCHS = __MAX_EPOCHS__;
+  function luminance(rgb) {            // WCAG relative luminance of 0-255 sRGB values
+    const c = rgb.map((v) => v / 255).map((v) => v <= 0.04045 ? v / 12.92
+                                                   : ((v + 0.055) / 1.055) ** 2.4);
+    return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+  }
+  function chip(hex, tint) {           // the colour mixed with white by `tint`, and its ink
+    const rgb = [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16))
+      .map((v) => Math.round(v + (255 - v) * tint));
+    const l = luminance(rgb);           // black or white, whichever contrasts more
+    const ink = (l + 0.05) / 0.05 >= 1.05 / (l + 0.05) ? "#000" : "#fff";
+    return {background: "rgb(" + rgb.join(", ") + ")", ink: ink};
+  }
   function shuffled(n, seed) {          // a small seeded PRNG (mulberry32): same order every view
     let a = seed >>> 0;
     const rand = () => { a = (a + 0x6D2B79F5) >>> 0; let t = a;
@@ -78,7 +107,9 @@ _SCRIPT = """
     out("dropped", Math.max(n - used * w, 0)); out("padded", Math.max(used * w - n, 0));
     out("updates", updates); out("total", updates * epochs); out("effective", b * k * w);
     const view = root.querySelector(".tll-view"); view.textContent = "";
-    for (let e = 0; e < Math.min(epochs, 6); e++) {
+    root.querySelector("[data-note]").textContent = epochs > MAX_EPOCHS
+      ? "Drawn below: the first " + MAX_EPOCHS + " of the " + epochs + " epochs." : "";
+    for (let e = 0; e < Math.min(epochs, MAX_EPOCHS); e++) {
       rankOrders(n, w, dropLast, 1234 + e).forEach((samples, rank) => {
         const row = document.createElement("div"); row.className = "tll-epoch";
         const name = document.createElement("span"); name.className = "tll-name";
@@ -92,9 +123,10 @@ _SCRIPT = """
             row.appendChild(gap);
           }
           const s = document.createElement("span"); s.className = "tll-s"; s.textContent = id;
-          const dropped = batch >= batches;
-          s.style.background = dropped ? "#999" : colours[Math.floor(batch / k) % colours.length];
-          s.style.opacity = dropped ? "0.5" : String(1 - 0.35 * ((batch % k) / Math.max(k, 1)));
+          const dropped = batch >= batches;     // later mini-batches of an update: paler
+          const look = dropped ? chip("#999999", 0.5)
+            : chip(colours[Math.floor(batch / k) % colours.length], 0.5 * (batch % k) / k);
+          s.style.background = look.background; s.style.color = look.ink;
           if (repeated) s.classList.add("tll-repeat");
           s.title = dropped ? "dropped (drop_last)"
             : "mini-batch " + (batch + 1) + ", update " + (Math.floor(batch / k) + 1)
@@ -135,11 +167,14 @@ def explorer_html(
                 f"{argument} must be between 1 and {most} (the slider's range), got {value}"
             )
     uid = f"tll-explorer-{uuid.uuid4().hex[:8]}"  # unique: two explorers on a page must not clash
-    script = _SCRIPT.replace("__ID__", json.dumps(uid))
+    script = _SCRIPT.replace("__ID__", json.dumps(uid)).replace(
+        "__MAX_EPOCHS__", str(MAX_EPOCHS_DRAWN)
+    )
     return (
         f'<div class="tll-explorer" id="{uid}"><style>{_STYLE}</style>'
         f'{_controls(sliders, drop_last)}<div class="tll-counts">{_COUNTS}</div>'
-        f'<div class="tll-view"></div><script>{script}</script></div>'
+        f'<p class="tll-note" data-note></p><div class="tll-view"></div>'
+        f"<script>{script}</script></div>"
     )
 
 
@@ -174,7 +209,8 @@ _COUNTS = "".join(
 def batch_explorer(**kwargs) -> HTML:
     """Sliders for dataset size, batch size, epochs, accumulation, processes and ``drop_last``.
 
-    Each epoch is drawn as one row per process of numbered samples in their shuffled order,
+    The first ``MAX_EPOCHS_DRAWN`` epochs are drawn (a note says so when there are more),
+    each as one row per process of numbered samples in their shuffled order,
     coloured by the update they belong to (the processes make each update together, so one
     colour spans every row); samples that ``DistributedSampler`` repeats to give every
     process the same count are outlined. The counts (samples per process, mini-batches and

@@ -3,9 +3,11 @@
 Chromium comes from the system (Debian's `chromium`); Playwright never downloads a browser.
 Locally the test skips if Chromium is missing; in CI (CI=true) a missing browser is a failure.
 
-Each page is opened once per theme (``pages.Look``, several pages at a time): the visit
-records what the page tests below check (title, errors, requests, figures and their pixels,
-the Colab link), so the checks stay separate tests without loading a page once per check.
+Each page is opened once per width (a laptop's and a phone's) and looked at in each theme
+(``pages.Look``, several pages at a time): the visit records what the page tests below check
+(title, errors, requests, figures and their pixels, the Colab link, what scrolls sideways,
+the colours of the explorers), so the checks stay separate tests without loading a page once
+per check.
 The interactive tests (explorer, widget) drive a page of their own.
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 import functools
 import http.server
 import os
+import re
 import shutil
 import threading
 from pathlib import Path
@@ -21,7 +24,7 @@ from urllib.parse import urlparse
 
 import pytest
 from conftest import ROOT, drawing_cells, toc_files
-from pages import CHROMIUM, LAUNCH_ARGS, VIEWPORT, is_local, look_at_all
+from pages import CHROMIUM, LAUNCH_ARGS, PHONE, VIEWPORT, WIDTHS, contrast, is_local, look_at_all
 
 pytestmark = pytest.mark.xdist_group("site")  # one worker runs the rehearsal, build, browser
 
@@ -98,24 +101,98 @@ THEMES = ("light", "dark")
 
 @pytest.fixture(scope="module")
 def look(site_url):
-    """``look(entry, theme)``: what the visit of that page found. The first use visits every
-    page in both themes, several at a time."""
+    """``look(entry, theme, width="desktop")``: what the visit of that page found. The first
+    use visits every page at both widths, in both themes, several at a time."""
     _require_chromium()
     looks = look_at_all(site_url, PAGES, list(THEMES))
-    return lambda entry, theme: looks[entry, theme]
+    return lambda entry, theme, width="desktop": looks[entry, theme, width]
 
 
+@pytest.mark.parametrize("width", WIDTHS)
 @pytest.mark.parametrize("theme", THEMES)
 @pytest.mark.parametrize("entry", PAGES)
-def test_page_loads_offline_with_title_images_and_no_errors(look, entry, theme):
-    seen = look(entry, theme)
+def test_page_loads_offline_with_title_images_and_no_errors(look, entry, theme, width):
+    seen = look(entry, theme, width)
     assert seen.ok
     assert seen.theme == theme
+    assert seen.width == WIDTHS[width]["width"]
     assert seen.title.endswith("Training Loop Lab")
     assert seen.heading
     assert seen.broken_images == []
     assert seen.errors == []
     assert seen.outside_requests == [], "requests left 127.0.0.1"
+    assert not seen.page_scrolls, "the page is wider than the window"
+
+
+# Chapters 15 and 17 are edited on another branch while these checks come in: their code is
+# reformatted to the lessons' line length and chapter 17's drawing cells get their alt text
+# when it merges; until then their failures are expected. Strict: once they pass, the
+# marks fail, and these lines go.
+NOT_YET = {"lessons/15_gpu", "lessons/17_capstone"}
+
+
+def _pending(entries: list[str], reason: str, pending: set[str] = NOT_YET) -> list:
+    mark = pytest.mark.xfail(reason=reason, strict=True)
+    return [pytest.param(e, marks=mark) if e in pending else e for e in entries]
+
+
+@pytest.mark.parametrize("entry", _pending(LESSONS, "reformatted when its branch merges"))
+def test_code_and_outputs_fit_the_column_on_a_laptop(look, entry):
+    """No code line, printed line or HTML output makes the reader scroll sideways at 1280 px
+    (lessons/ruff.toml sets the line length the column holds)."""
+    scrolling = look(entry, "light").scrolling
+    assert scrolling == [], "\n".join(
+        f"{s['where']} {s['scroll']} px in {s['client']} px: {s['text']}" for s in scrolling
+    )
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("entry", PAGES)
+def test_display_equations_fit_the_column(look, entry, width):
+    """MathJax's box scrolls a wider equation, but a phone shows no scrollbar: the equation
+    looks whole and is cut off. So every equation fits, at both widths."""
+    for eq in look(entry, "light", width).math:
+        assert eq["right"] <= eq["article"] + 1, f"runs off the page: {eq['tex']}"
+        assert eq["scroll"] <= eq["client"] + 1, f"cut off: {eq['scroll']} px in {eq['client']}"
+
+
+IMAGE_FILE = re.compile(r"(^|/)[\w.-]+\.(png|jpe?g|svg|gif|webp)$", re.IGNORECASE)
+
+
+@pytest.mark.parametrize(
+    "entry",
+    _pending(LESSONS, "alt text on merge", {"lessons/17_capstone"}),  # 15 draws none
+)
+def test_every_figure_says_what_it_shows_in_its_alt_text(look, entry):
+    for fig in look(entry, "light").figures:
+        alt = (fig["alt"] or "").strip()
+        assert alt and not IMAGE_FILE.search(alt), f"{fig['src']}: alt {alt!r}"
+        assert len(alt.split()) >= 5, f"{fig['src']}: alt {alt!r} says too little"
+
+
+EXPLORERS = (".tll-explorer", ".tll-valley")
+
+
+@pytest.mark.parametrize("theme", THEMES)
+@pytest.mark.parametrize("entry", LESSONS)
+def test_explorers_and_progress_bars_follow_the_theme(look, entry, theme):
+    """The explorers draw on the theme's own background in the theme's text colour (in the
+    dark theme too, not on a light plate); progress bars follow it; text contrasts >= 4.5."""
+    seen = look(entry, theme)
+    for found in seen.colours:
+        where = f"{found['selector']} ({theme})"
+        assert contrast(found["text"], found["background"]) >= 4.5, f"{where}: {found}"
+        if found["selector"] in EXPLORERS or theme == "dark":
+            assert found["background"] == seen.page_colours["background"], f"{where}: {found}"
+            assert found["text"] == seen.page_colours["text"], f"{where}: {found}"
+
+
+@pytest.mark.parametrize("theme", THEMES)
+@pytest.mark.parametrize("entry", LESSONS)
+def test_the_numbered_samples_of_the_batch_explorer_are_readable(look, entry, theme):
+    chips = look(entry, theme).chips
+    low = [round(c, 2) for c in chips if c < 4.5]
+    assert low == [], f"{len(low)} of {len(chips)} samples below 4.5:1 (0: translucent)"
 
 
 @pytest.mark.parametrize("entry", LESSONS)
@@ -141,9 +218,6 @@ def test_setup_chapter_renders_its_progress_widget(browser, site_url):
         assert visit.errors == []
     finally:
         visit.close()
-
-
-PHONE = {"width": 390, "height": 844}
 
 
 @pytest.mark.parametrize("viewport", [PHONE, VIEWPORT], ids=["phone", "desktop"])
@@ -186,6 +260,7 @@ def _set(page, role: str, value) -> None:
 
 def test_batch_explorer_updates_its_counts_without_a_kernel(browser, site_url):
     import labpkg
+    from labpkg.widgets import MAX_EPOCHS_DRAWN
 
     visit = PageVisit(browser, f"{site_url}/lessons/03_iterations.html")
     try:
@@ -229,7 +304,11 @@ def test_batch_explorer_updates_its_counts_without_a_kernel(browser, site_url):
             assert counts["dropped"] == (n - w * batches * b if drop_last else 0)
             assert counts["padded"] == (0 if drop_last else w * per_rank - n)
             rows = page.locator(".tll-explorer .tll-epoch")
-            assert rows.count() == min(epochs, 6) * w  # one row per process per epoch
+            drawn = min(epochs, MAX_EPOCHS_DRAWN)
+            assert rows.count() == drawn * w  # one row per process per epoch
+            note = page.locator(".tll-explorer [data-note]").inner_text()
+            said = f"Drawn below: the first {drawn} of the {epochs} epochs."
+            assert note == (said if drawn < epochs else ""), "says when it draws fewer"
             assert rows.first.locator(".tll-s").count() == per_rank
             shown = page.eval_on_selector_all(
                 ".tll-explorer .tll-epoch",
@@ -256,22 +335,33 @@ def test_batch_explorer_updates_its_counts_without_a_kernel(browser, site_url):
 
 # --------------------------------------------------------------------------------- figures
 TEN_POINT_PX = 10 * 96 / 72  # CSS pixels
+#: The smallest figure text on a phone, in CSS pixels. WCAG sets no minimum text size, and a
+#: figure is an image: the settings that keep a browser's text legible (a minimum font size,
+#: Android's font scale, iOS Dynamic Type) never enlarge it, so only the figure can. 9 px is
+#: the floor chosen here for short labels (tick values, legend entries) read at a phone's
+#: distance (the page's body text is 16 px there; Firefox's minimum-font-size setting starts
+#: at 9 px). The laptop keeps its 10 pt (13.3 px).
+PHONE_MIN_PX = 9.0
+MIN_TEXT_PX = {"desktop": TEN_POINT_PX, "phone": PHONE_MIN_PX}
 
 
+@pytest.mark.parametrize("width", WIDTHS)
 @pytest.mark.parametrize("entry", LESSONS)
-def test_every_drawing_cell_has_its_figure_on_the_page_at_a_readable_size(look, built_site, entry):
+def test_every_drawing_cell_has_its_figure_on_the_page_at_a_readable_size(
+    look, built_site, entry, width
+):
     from PIL import Image
 
     import labpkg.viz
 
     expected = len(drawing_cells(ROOT / f"{entry}.ipynb"))
-    figures = look(entry, "light").figures
+    figures = look(entry, "light", width).figures
     assert len(figures) == expected, f"{len(figures)} figures for {expected} drawing cells"
     for fig in figures:
         dpi = Image.open(built_site.html / "_images" / fig["src"].split("/")[-1]).info["dpi"][0]
         scale = fig["width"] / fig["natural"]  # CSS px per image px
         smallest = labpkg.viz.MIN_FONT_PT * dpi / 72 * scale
-        assert smallest >= TEN_POINT_PX, f"{fig['src']}: text {smallest:.1f} px as rendered"
+        assert smallest >= MIN_TEXT_PX[width], f"{fig['src']}: text {smallest:.1f} px as rendered"
 
 
 @pytest.mark.parametrize("theme", THEMES)

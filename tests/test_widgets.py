@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from labpkg.widgets import explorer_html
+from labpkg.widgets import MAX_EPOCHS_DRAWN, explorer_html, valley_explorer_html
 
 
 @pytest.mark.parametrize(
@@ -27,3 +27,17 @@ def test_the_start_values_become_the_sliders_positions():
 def test_two_explorers_on_one_page_get_distinct_ids():
     ids = {re.search(r'id="(tll-explorer-\w+)"', explorer_html()).group(1) for _ in range(5)}
     assert len(ids) == 5
+
+
+def test_the_explorer_has_a_place_to_say_it_draws_fewer_epochs_than_asked():
+    html = explorer_html(epochs=10)
+    assert '<p class="tll-note" data-note></p>' in html
+    assert f"const MAX_EPOCHS = {MAX_EPOCHS_DRAWN};" in html
+    assert MAX_EPOCHS_DRAWN < 10  # the slider's maximum: the note has something to say
+
+
+@pytest.mark.parametrize("html", [explorer_html(), valley_explorer_html()], ids=["batch", "valley"])
+def test_the_explorers_take_the_pages_theme_colours(html):
+    """The book's theme variables first (light or dark); the browser test checks the result."""
+    assert "color:var(--pst-color-text-base," in html
+    assert "background:var(--pst-color-background," in html
