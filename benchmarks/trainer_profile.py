@@ -66,8 +66,11 @@ def batch_rows(trainer, loader, classes) -> list[tuple[str, float]]:
     def contexts(amp):
         with distributed.sync_gradients(model, now=True):
             if amp:
-                with torch.autocast("cpu", dtype=trainer.amp_dtype, enabled=trainer.amp):
+                with trainer._autocast():
                     pass
+
+    def share(group):
+        return (param * 1 if group == 1 else param * 1 / group).backward()
 
     def stop_checks():
         trainer._interrupt.check()
@@ -89,8 +92,8 @@ def batch_rows(trainer, loader, classes) -> list[tuple[str, float]]:
         ("autocast context (AMP off)", per_call(lambda: contexts(True)) - per_call(
             lambda: contexts(False))),
         ("check_loss_value", per_call(lambda: checks.check_loss_value(loss))),
-        ("loss / group size, and its backward", per_call(lambda: (param * 1 / 1).backward())
-            - per_call(lambda: (param * 1).backward())),
+        ("loss / group size (none for a group of one), and its backward", per_call(
+            lambda: share(trainer.accumulate)) - per_call(lambda: (param * 1).backward())),
         ("scaler.scale (no scaler)", per_call(lambda: trainer.scaler.scale(loss))),
         ("optimizer update beyond step + zero_grad", per_call(
             lambda: update.optimizer_update(trainer, 1)) - per_call(lambda: (
@@ -101,9 +104,9 @@ def batch_rows(trainer, loader, classes) -> list[tuple[str, float]]:
         # both also argmax the scores (about 1 ms here): timed without it, which would hide
         # a difference of a few µs in its noise
         ("metric: range and non-finite counts, beyond the hand loop's check", per_call(
-            lambda: (pair_counts(labels, y, classes, None), _nonfinite(logits))) - per_call(
-            lambda: (check_label_ranges(logits, labels, y, classes, None),
-                     pair_counts(labels, y, classes, None, checked=True)))),
+            lambda: (pair_counts(labels, y, classes, None, False, True), _nonfinite(logits)))
+            - per_call(lambda: (check_label_ranges(logits, labels, y, classes, None),
+                                pair_counts(labels, y, classes, None, True, True)))),
         ("batch logs: running mean in a dict", per_call(
             lambda: {"loss": trainer.running_loss.mean()})),
         ("callbacks.on_train_batch_end, checkpoint flush", per_call(
@@ -165,15 +168,13 @@ def main() -> None:
             hand, trained = gap(trainer, model, optimizer, loader, classes, fit_options,
                                 args.pairs)  # fmt: skip
             rows = batch_rows(trainer, loader, classes) + epoch_rows(trainer, loader, fit_options)
-    print(f"{'per mini-batch (µs)':<58}{'µs':>8}")
-    print(f"{'hand-written loop':<58}{hand:8.1f}")
-    print(f"{'Trainer':<58}{trained:8.1f}")
-    print(f"{'gap (measured, whole epochs)':<58}{trained - hand:8.1f}")
-    print("-" * 66)
-    for name, us in rows:
-        print(f"{name:<58}{us:8.1f}")
-    print("-" * 66)
-    print(f"{'sum of the pieces':<58}{sum(us for _, us in rows):8.1f}")
+    rows = [("hand-written loop", hand), ("Trainer", trained),
+            ("gap (measured, whole epochs)", trained - hand), None, *rows, None,
+            ("sum of the pieces", sum(us for _, us in rows))]  # fmt: skip
+    width = max(len(row[0]) for row in rows if row) + 2
+    print(f"{'per mini-batch':<{width}}{'µs':>8}")
+    for row in rows:
+        print("-" * (width + 8) if row is None else f"{row[0]:<{width}}{row[1]:8.1f}")
 
 
 if __name__ == "__main__":
