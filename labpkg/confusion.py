@@ -66,7 +66,8 @@ def confusion_matrix(
     labels, target = to_labels(preds, target, num_classes, mode, threshold)
     if validate_args:
         check_label_ranges(preds, labels, target, num_classes, ignore_index)
-    counts = pair_counts(labels, target, num_classes, ignore_index, checked=validate_args)
+    scores = preds.is_floating_point()  # argmaxed or thresholded: labels in [0, C)
+    counts = pair_counts(labels, target, num_classes, ignore_index, validate_args, scores)
     return counts[:-1].reshape(num_classes, num_classes)
 
 
@@ -76,27 +77,37 @@ def pair_counts(
     num_classes: int,
     ignore_index: int | None,
     checked: bool = False,
+    labels_in_range: bool = False,
 ) -> torch.Tensor:
     """Pixels per (true, predicted) pair, flat: (C·C + 1,) int64. No host sync on a GPU.
 
     Bin ``t·C + p`` counts pixels of true class t predicted as p; the last bin counts pixels
     whose true or predicted label lies outside [0, C) (other than ``ignore_index``), which
     would otherwise land silently in another class's bin (``checked=True``: the labels were
-    just checked, so that bin stays 0 and the range test is skipped). On a GPU the counts are
-    one ``scatter_add_`` into bins of a fixed size, because ``bincount`` reads the largest
-    index back to the host to size its output; on a CPU that read costs nothing and
-    ``bincount`` is the faster of the two.
+    just checked, so that bin stays 0 and the range test is skipped). ``labels_in_range``:
+    the predicted labels come from scores (argmax, threshold), so only the target needs the
+    range test, which then costs two passes instead of eight. On a GPU the counts are one
+    ``scatter_add_`` into bins of a fixed size, because ``bincount`` reads the largest index
+    back to the host to size its output; on a CPU that read costs nothing and ``bincount``
+    is the faster of the two.
     """
     c = num_classes
     index = torch.add(labels, target, alpha=c)  # t·C + p in one pass, no temporary: (N, H, W)
-    if not checked and _maybe_outside(labels, target, c, ignore_index):
+    if not checked and labels_in_range:
+        # with p in [0, C), t·C + p lies in [0, C·C) exactly when t is in [0, C): a clamp sends
+        # the rest to -1 or C·C, and a shift by one makes -1 a bin too (bin 0, folded below)
+        index = index.clamp_(-1, c * c).add_(1)  # (N, H, W), values in [0, C·C + 1]
+    elif not checked and _maybe_outside(labels, target, c, ignore_index):
         in_range = (target >= 0) & (target < c) & (labels >= 0) & (labels < c)
         index = torch.where(in_range, index, c * c)
     if ignore_index is not None:
-        index = torch.where(target == ignore_index, c * c + 1, index)  # a bin dropped below
-    index = index.reshape(-1)  # every value in [0, C·C + 1] now
+        index = torch.where(target == ignore_index, c * c + 2, index)  # a bin dropped below
+    index = index.reshape(-1)  # every value in [0, C·C + 2] now
     count = torch.bincount if index.device.type == "cpu" else scatter_count
-    return count(index, minlength=c * c + 2)[: c * c + 1]
+    counts = count(index, minlength=c * c + 3)
+    if not checked and labels_in_range:  # bins 0 and C·C + 1 are both outside [0, C)
+        return torch.cat([counts[1 : c * c + 1], counts[:1] + counts[c * c + 1 : c * c + 2]])
+    return counts[: c * c + 1]
 
 
 def host_reads_are_free(device: torch.device) -> bool:

@@ -114,11 +114,12 @@ class ConfusionMetric:
         checked = self.validate_args
         if checked:
             check_label_ranges(preds, labels, target, self.num_classes, self.ignore_index)
-        counts = pair_counts(labels, target, self.num_classes, self.ignore_index, checked)
+        scores = preds.is_floating_point()  # argmaxed or thresholded: labels in [0, C)
+        counts = pair_counts(labels, target, self.num_classes, self.ignore_index, checked, scores)
         if self.counts is None:
             self.counts = counts.new_zeros(counts.numel() + 1)
         self.counts[:-1].add_(counts)  # in place: no new tensor per batch
-        if preds.is_floating_point():  # labels cannot be NaN; scores can
+        if scores:  # labels cannot be NaN; scores can
             self.counts[-1:].add_(_nonfinite(preds))
 
     def reset(self) -> None:

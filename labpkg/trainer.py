@@ -224,7 +224,9 @@ class Trainer(Evaluator):
             with distributed.sync_gradients(model, now=ends_group):
                 logits, loss = self._forward(model, inputs, target)  # 1. forward, 2. loss
                 # accumulation: each mini-batch adds its share of the group's mean gradient
-                share = loss / counting.group_size(batch, self.accumulate, state.batches_per_epoch)
+                # (a group of one: the loss itself, as dividing by 1 costs an op and a graph node)
+                group = counting.group_size(batch, self.accumulate, state.batches_per_epoch)
+                share = loss if group == 1 else loss / group
                 self.scaler.scale(share).backward()  # 3. backward (scaled up under float16)
             state.batches_seen += 1
             state.samples_seen += len(target)
@@ -267,7 +269,7 @@ class Trainer(Evaluator):
 
     def _forward(self, model: nn.Module, inputs: torch.Tensor, target: torch.Tensor):
         # autocast covers the forward pass and the loss only; backward runs outside it
-        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
+        with self._autocast():
             logits = model(inputs)  # (B, C, H, W)
             loss = self.loss_fn(logits, target)
         checks.check_loss_value(loss)  # one number per mini-batch (shape only: no host read)

@@ -112,6 +112,16 @@ class Callback:
         """Restore what ``state_dict`` returned."""
 
 
+#: The hook names, in the order the base class lists them.
+HOOKS = [name for name in vars(Callback) if name.startswith("on_")]
+
+
+def _overrides(callback: Callback, hook: str) -> bool:
+    """False if ``callback``'s ``hook`` is the base class's, which does nothing."""
+    method = getattr(callback, hook)
+    return getattr(method, "__func__", method) is not getattr(Callback, hook)
+
+
 class CallbackList:
     """Calls each hook on every callback, in list order.
 
@@ -126,7 +136,13 @@ class CallbackList:
                 raise TypeError(f"callbacks must be Callback instances, got {type(cb).__name__}")
             cb.set_trainer(trainer)
         self.trainer = trainer
-        self._is_rank_zero = distributed.rank() == 0
+        is_rank_zero = distributed.rank() == 0
+        active = [cb for cb in self.callbacks if is_rank_zero or not cb.rank_zero_only]
+        # each hook's methods, found once: a hook that no callback overrides (most mini-batch
+        # hooks, most of the time) then costs the loop nothing
+        self._hooks = {
+            hook: [getattr(cb, hook) for cb in active if _overrides(cb, hook)] for hook in HOOKS
+        }
 
     def _write_requested_checkpoints(self, complete: bool) -> None:
         # after *every* callback has run the hook: a checkpoint holds all their new state
@@ -138,10 +154,8 @@ class CallbackList:
         return iter(self.callbacks)
 
     def _call(self, hook: str, *args: Any) -> None:
-        for cb in self.callbacks:
-            if cb.rank_zero_only and not self._is_rank_zero:
-                continue
-            getattr(cb, hook)(*args)
+        for method in self._hooks[hook]:
+            method(*args)
 
     def on_train_begin(self, logs=None):
         self._call("on_train_begin", logs)
