@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # labpkg itself is installed the way a reader's `pip install` builds it (no editable install),
 # so the tests and the book use exactly what the wheel ships; reinstalled when a source changes.
 PKG    := $(VENV)/.labpkg
-PKG_SOURCES := $(shell find labpkg -name '*.py') pyproject.toml README.md
+PKG_SOURCES := $(shell find labpkg -name '*.py' -o -name '*.json') pyproject.toml README.md
 PORT   ?= 8000
 JB_FLAGS := -W -n --keep-going
 

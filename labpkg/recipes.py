@@ -9,33 +9,70 @@ synthetic shapes within 60 s of training for each of 5 seeds. The ingredients, a
   ``OneCycleLR`` also moves Adam's β₁ the other way (0.95 → 0.85 → 0.95, PyTorch's defaults);
 - **no weight decay on biases and norm layers** (``weight_decay_groups``, fastai's default);
 - **bf16 autocast + channels_last**: about twice as fast per step on a recent CPU.
+
+``Recipe.speedrun()`` is the fastest recipe measured to the same target (validation mean IoU
+>= 0.90, the same validation images at 64 px): each of its changes to ``Recipe()`` was tried
+alone and kept only if it cut the median time over seeds. ``speedrun_records()`` reads the
+measurements (``benchmarks/recipe.py --speedrun`` writes them).
 """
 
 from __future__ import annotations
 
+import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from importlib import resources
 
 import torch
+from torch import nn
 
 from labpkg.callbacks import LRSchedulerCallback
-from labpkg.data import ShapesConfig, SyntheticShapes, make_loaders
+from labpkg.data import ShapesConfig, SyntheticShapes, make_loaders, make_shapes
+from labpkg.losses import DiceCELoss
 from labpkg.metrics import SegmentationMetrics
 from labpkg.models import UNet, UNetConfig
 from labpkg.optim import weight_decay_groups
 from labpkg.trainer import Trainer
 
-__all__ = ["Recipe", "RecipeRun", "build_recipe", "train_recipe"]
+__all__ = [
+    "Recipe",
+    "RecipeRun",
+    "ScheduledShapes",
+    "FlipAverage",
+    "build_recipe",
+    "train_recipe",
+    "speedrun_records",
+]
 
 
 @dataclass(frozen=True)
 class Recipe:
     """Everything that decides a training run, with the defaults we measured.
 
+    The fields after ``channels_last`` are the speedrun's knobs; their defaults leave the
+    recipe as it was (``Recipe.speedrun()`` sets them).
+
+    Args:
+        depth: U-Net levels (``UNetConfig.depth``, default 4).
+        train_sizes: a resolution schedule: the training images' size at each epoch, the last
+            one repeated (default ``()``: ``image_size`` throughout). Validation stays at
+            ``image_size``.
+        fresh_data: draw new training images every epoch (default True); False reuses the
+            first epoch's images.
+        loss: ``"cross_entropy"`` (default) or ``"dice_ce"`` (``labpkg.DiceCELoss``).
+        label_smoothing: cross-entropy's label smoothing (default 0.0).
+        warmup_share: share of the updates spent raising the learning rate (one-cycle's
+            ``pct_start``, default 0.3).
+        tta_flips: validate on the mean of the scores of each image and its mirror image
+            (test-time augmentation; default False).
+        validation_freq: validate after every this many epochs (default 1).
+
     Example:
         >>> quick = Recipe(epochs=2, samples_per_epoch=64)  # frozen: change by making a new one
         >>> quick.batch_size, quick.samples_per_epoch // quick.batch_size  # updates per epoch
         (8, 8)
+        >>> Recipe(train_sizes=(32, 64)).size_at(0), Recipe(train_sizes=(32, 64)).size_at(5)
+        (32, 64)
     """
 
     difficulty: str = "medium"
@@ -51,6 +88,110 @@ class Recipe:
     epochs: int = 10
     amp: bool | str = "auto"
     channels_last: bool = True
+    depth: int = 4
+    train_sizes: tuple[int, ...] = ()
+    fresh_data: bool = True
+    loss: str = "cross_entropy"
+    label_smoothing: float = 0.0
+    warmup_share: float = 0.3
+    tta_flips: bool = False
+    validation_freq: int = 1
+
+    def __post_init__(self) -> None:
+        # a list from JSON or the command line becomes a tuple: the recipe stays hashable
+        object.__setattr__(self, "train_sizes", tuple(int(s) for s in self.train_sizes))
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {self.loss!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}")
+
+    def size_at(self, epoch: int) -> int:
+        """The training images' size at ``epoch`` (0-based), from ``train_sizes``."""
+        if not self.train_sizes:
+            return self.image_size
+        return self.train_sizes[min(epoch, len(self.train_sizes) - 1)]
+
+    @classmethod
+    def speedrun(cls) -> Recipe:
+        """The fastest recipe measured to validation mean IoU >= 0.90 on 2 CPU cores.
+
+        Each change to ``Recipe()`` was tried alone and kept only where it cut the median
+        time to the target over seeds; ``speedrun_records()`` holds every try.
+
+        Example:
+            >>> records = [row for row in speedrun_records()["rows"] if row["kind"] == "record"]
+            >>> Recipe.speedrun() == Recipe(**records[-1]["recipe"])
+            True
+        """
+        return replace(cls(), **SPEEDRUN_CHANGES)
+
+
+#: What ``Recipe.speedrun()`` changes in ``Recipe()``: the record table's kept rows.
+SPEEDRUN_CHANGES = {"epochs": 6, "train_sizes": (32, 32, 64), "fresh_data": False}
+
+LOSSES = {
+    "cross_entropy": lambda r: nn.CrossEntropyLoss(label_smoothing=r.label_smoothing),
+    "dice_ce": lambda r: DiceCELoss(),
+}
+OPTIMIZERS = {
+    "adamw": lambda params, r: torch.optim.AdamW(params, r.peak_lr, weight_decay=r.weight_decay),
+    "adam": lambda params, r: torch.optim.Adam(params, r.peak_lr, weight_decay=r.weight_decay),
+    "sgd": lambda params, r: torch.optim.SGD(
+        params, r.peak_lr, momentum=0.9, nesterov=True, weight_decay=r.weight_decay
+    ),
+}
+
+
+class ScheduledShapes(SyntheticShapes):
+    """``SyntheticShapes`` whose images change size from epoch to epoch (``Recipe.size_at``).
+
+    Images are drawn at the epoch's size, not shrunk from larger ones: a small epoch costs
+    less to make as well as to train on. Without ``fresh_each_epoch`` each epoch redraws the
+    same scenes (the same seed) at its size.
+
+    Example:
+        >>> ds = ScheduledShapes(4, Recipe(train_sizes=(32, 48)), seed=0)
+        >>> ds[0][0].shape[-1], (ds.set_epoch(1), ds[0][0].shape[-1])[1]
+        (32, 48)
+    """
+
+    def __init__(self, n: int, recipe: Recipe, seed: int = 0, fresh_each_epoch: bool = True):
+        self.recipe = recipe
+        config = ShapesConfig.preset(recipe.difficulty, size=recipe.size_at(0))
+        super().__init__(n, config, seed, fresh_each_epoch=fresh_each_epoch)
+
+    def set_epoch(self, epoch: int) -> None:
+        size = self.recipe.size_at(epoch)
+        if size != self.config.size:
+            self.config = replace(self.config, size=size)
+            if not self.fresh_each_epoch:  # the same scenes, drawn at the new size
+                self.images, self.masks = make_shapes(self.n, self.config, self.seed)
+        super().set_epoch(epoch)
+
+
+class FlipAverage(nn.Module):
+    """Test-time flips: in eval mode, the mean of the scores for ``x`` and its mirror image.
+
+    In train mode it is ``model`` itself. Segmentation needs the mirrored scores flipped back
+    before averaging, so that each pixel's two scores are for the same place.
+
+    Example:
+        >>> model = FlipAverage(nn.Conv2d(1, 1, kernel_size=(1, 2), padding=(0, 1), bias=False))
+        >>> _ = model.eval()
+        >>> tuple(model(torch.rand(2, 1, 4, 4)).shape)
+        (2, 1, 4, 5)
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scores = self.model(x)  # (B, C, H, W)
+        if self.training:
+            return scores
+        mirrored = self.model(x.flip(-1)).flip(-1)  # (B, C, H, W), columns back in place
+        return (scores + mirrored) / 2
 
 
 @dataclass
@@ -68,8 +209,9 @@ def build_recipe(
 ) -> RecipeRun:
     """Everything ``train_recipe`` trains with, built but not trained (e.g. for ``lr_find``).
 
-    The validation set is fixed and disjoint from the training seeds. Weight decay applies to
-    the convolution weights only (``weight_decay_groups``) unless ``decay_norm_and_bias``.
+    The validation set is fixed and disjoint from the training seeds, at ``image_size``
+    whatever the training sizes. Weight decay applies to the convolution weights only
+    (``weight_decay_groups``) unless ``decay_norm_and_bias``.
 
     Example:
         >>> run = build_recipe(Recipe(samples_per_epoch=16, val_samples=8, image_size=32))
@@ -81,25 +223,28 @@ def build_recipe(
     r = recipe or Recipe()
     torch.manual_seed(seed)
     shapes = ShapesConfig.preset(r.difficulty, size=r.image_size)
-    train = SyntheticShapes(r.samples_per_epoch, shapes, seed=seed, fresh_each_epoch=True)
+    if r.train_sizes:
+        train = ScheduledShapes(r.samples_per_epoch, r, seed, fresh_each_epoch=r.fresh_data)
+    else:
+        train = SyntheticShapes(r.samples_per_epoch, shapes, seed, fresh_each_epoch=r.fresh_data)
     val = SyntheticShapes(r.val_samples, shapes, seed=10_000 + seed)
     train_loader, val_loader = make_loaders(train, val, r.batch_size, device, val_batch_size=64)
-    model = UNet(UNetConfig(num_classes=shapes.num_classes, base_width=r.base_width))
-    optim_cls = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam}[r.optimizer]
+    unet = UNet(UNetConfig(num_classes=shapes.num_classes, base_width=r.base_width, depth=r.depth))
+    model = FlipAverage(unet) if r.tta_flips else unet
     if r.decay_norm_and_bias:
         params = model.parameters()
     else:
         params = weight_decay_groups(model, r.weight_decay)
-    optimizer = optim_cls(params, lr=r.peak_lr, weight_decay=r.weight_decay)
-    # OneCycleLR's defaults: the lr climbs from peak / 25 for 30 % of the updates, then falls
-    # to peak / 25e4; β₁ (Adam's momentum) goes 0.95 -> 0.85 -> 0.95, against the lr
+    optimizer = OPTIMIZERS[r.optimizer](params, r)
+    # OneCycleLR: the lr climbs from peak / 25 for warmup_share of the updates (default 30 %),
+    # then falls to peak / 25e4; β₁ (Adam's momentum) goes 0.95 -> 0.85 -> 0.95, against the lr
     schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=r.peak_lr, total_steps=r.epochs * len(train_loader)
+        optimizer, r.peak_lr, total_steps=r.epochs * len(train_loader), pct_start=r.warmup_share
     )
     trainer = Trainer(
         model,
         optimizer,
-        torch.nn.CrossEntropyLoss(),
+        LOSSES[r.loss](r),
         metrics=[SegmentationMetrics(shapes.num_classes)],
         device=device,
         amp=r.amp,
@@ -124,6 +269,32 @@ def train_recipe(
     cbs = [run.schedule, *(callbacks or [])]
     start = time.perf_counter()
     history = run.trainer.fit(
-        run.train_loader, r.epochs, run.val_loader, callbacks=cbs, verbose=verbose
+        run.train_loader,
+        r.epochs,
+        run.val_loader,
+        callbacks=cbs,
+        validation_freq=r.validation_freq,
+        verbose=verbose,
     )
     return run.trainer, history, time.perf_counter() - start
+
+
+def speedrun_records() -> dict:
+    """The speedrun's measurements, shipped with labpkg (``labpkg/records/speedrun.json``).
+
+    Returns:
+        ``{"target", "clock", "machine", "rows": [...]}``; each row holds the ``change``
+        tried, the ``recipe`` fields, the ``seeds``, the ``seconds`` each took to reach the
+        target (None: not within the time limit), their ``median`` and whether it was
+        ``kept``. ``benchmarks/recipe.py --speedrun --record`` appends rows.
+
+    Example:
+        >>> from dataclasses import asdict
+        >>> speedrun_records()["rows"][0]["recipe"] == asdict(Recipe())  # the baseline
+        True
+    """
+    text = resources.files("labpkg").joinpath("records", "speedrun.json").read_text()
+    records = json.loads(text)
+    for row in records["rows"]:
+        row["recipe"]["train_sizes"] = tuple(row["recipe"]["train_sizes"])
+    return records

@@ -59,6 +59,15 @@ def test_wheel_holds_every_module_of_labpkg_and_nothing_else(distributions):
     assert tops == {"labpkg", f"labpkg-{labpkg.__version__}.dist-info"}
 
 
+def test_wheel_and_sdist_ship_the_speedrun_records_the_capstone_reads(distributions):
+    # labpkg.recipes.speedrun_records() reads them with importlib.resources, also on Colab
+    wheel, sdist = distributions
+    assert "labpkg/records/speedrun.json" in zipfile.ZipFile(wheel).namelist()
+    with tarfile.open(sdist) as archive:
+        names = archive.getnames()
+    assert f"labpkg-{labpkg.__version__}/labpkg/records/speedrun.json" in names
+
+
 def test_sdist_holds_every_module_and_no_tests_lessons_or_book(distributions):
     _, sdist = distributions
     prefix = f"labpkg-{labpkg.__version__}/"
