@@ -124,19 +124,7 @@ def test_page_loads_offline_with_title_images_and_no_errors(look, entry, theme, 
     assert not seen.page_scrolls, "the page is wider than the window"
 
 
-# Chapters 15 and 17 are edited on another branch while these checks come in: their code is
-# reformatted to the lessons' line length and chapter 17's drawing cells get their alt text
-# when it merges; until then their failures are expected. Strict: once they pass, the
-# marks fail, and these lines go.
-NOT_YET = {"lessons/17_capstone"}
-
-
-def _pending(entries: list[str], reason: str, pending: set[str] = NOT_YET) -> list:
-    mark = pytest.mark.xfail(reason=reason, strict=True)
-    return [pytest.param(e, marks=mark) if e in pending else e for e in entries]
-
-
-@pytest.mark.parametrize("entry", _pending(LESSONS, "reformatted when its branch merges"))
+@pytest.mark.parametrize("entry", LESSONS)
 def test_code_and_outputs_fit_the_column_on_a_laptop(look, entry):
     """No code line, printed line or HTML output makes the reader scroll sideways at 1280 px
     (lessons/ruff.toml sets the line length the column holds)."""
@@ -159,10 +147,7 @@ def test_display_equations_fit_the_column(look, entry, width):
 IMAGE_FILE = re.compile(r"(^|/)[\w.-]+\.(png|jpe?g|svg|gif|webp)$", re.IGNORECASE)
 
 
-@pytest.mark.parametrize(
-    "entry",
-    _pending(LESSONS, "alt text on merge", {"lessons/17_capstone"}),  # 15 draws none
-)
+@pytest.mark.parametrize("entry", LESSONS)
 def test_every_figure_says_what_it_shows_in_its_alt_text(look, entry):
     for fig in look(entry, "light").figures:
         alt = (fig["alt"] or "").strip()
