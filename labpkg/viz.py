@@ -287,6 +287,9 @@ def _cells(matrix: torch.Tensor):
             yield (i, j), float(matrix[i, j])
 
 
+_LINESTYLES = ("-", "--", "-.", ":")
+
+
 @themed
 def plot_curves(
     curves: Mapping[str, Sequence[float]],
@@ -314,7 +317,10 @@ def plot_curves(
         own = x[name] if isinstance(x, Mapping) else x
         xs = list(own) if own is not None else list(range(1, len(values) + 1))
         marker = "o" if len(values) <= 30 else None
-        ax.plot(xs, values, marker=marker, color=line_colour(i), label=name)
+        # curves that coincide (a constant rate under a schedule that has not moved yet)
+        # stay visible: each later line is thinner and dashed differently than the one below
+        style = {"linewidth": max(3.5 - 0.6 * i, 1.2), "linestyle": _LINESTYLES[i % 4]}
+        ax.plot(xs, values, marker=marker, color=line_colour(i), label=name, **style)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if logy:

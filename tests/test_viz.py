@@ -147,3 +147,15 @@ def test_plot_curves_draws_a_logarithmic_y_axis_on_request():
     assert not legend.get_window_extent(renderer).overlaps(axes)
     viz.plt.close(linear)
     viz.plt.close(figure)
+
+
+def test_coinciding_curves_stay_visible_each_later_line_thinner_and_dashed_differently():
+    import labpkg.viz
+
+    same = [1.0, 1.0, 1.0, 1.0]
+    fig = labpkg.viz.plot_curves({"constant": same, "schedule": same, "other": same})
+    lines = fig.axes[0].get_lines()
+    widths = [line.get_linewidth() for line in lines]
+    assert widths == sorted(widths, reverse=True) and len(set(widths)) == 3
+    assert len({line.get_linestyle() for line in lines}) == 3
+    labpkg.viz.plt.close(fig)
