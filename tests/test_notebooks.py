@@ -14,7 +14,9 @@ from conftest import ROOT, toc_files
 import labpkg
 
 NOTEBOOKS = sorted((ROOT / "lessons").glob("*.ipynb"))
-INSTALL = re.compile(r'%pip install (?:-q )?"labpkg @ git\+(?P<url>[^@"]+)@v(?P<version>[^"]+)"')
+# IPython expands {REPO} in a magic's line, so the cell states the address once, in a short line
+REPO = re.compile(r'^REPO = "(?P<url>[^"]+)"$', re.MULTILINE)
+INSTALL = re.compile(r'%pip install (?:-q )?"labpkg @ git\+\{REPO\}@v(?P<version>[^"]+)"')
 
 
 def _cells(path: Path) -> list[dict]:
@@ -33,8 +35,9 @@ def test_first_cell_states_its_version_checks_it_and_installs_it_only_on_colab(p
     assert "remove-cell" in first["metadata"].get("tags", [])  # on the site: hidden
     assert 'if "google.colab" in sys.modules:' in source
     match = INSTALL.search(source)
-    assert match, f"{path.name}: no pinned '%pip install \"labpkg @ git+URL@vX\"' line"
-    assert match["url"] == book_config["repository"]["url"] == labpkg.versions.REPOSITORY
+    assert match, f"{path.name}: no pinned '%pip install \"labpkg @ git+{REPO}@vX\"' line"
+    url = REPO.search(source)
+    assert url and url["url"] == book_config["repository"]["url"] == labpkg.versions.REPOSITORY
     assert match["version"] == labpkg.__version__
     # every reader, on Colab or not, is told if the labpkg they import is another version
     assert source.startswith(f"# This notebook was written for labpkg {labpkg.__version__};")
