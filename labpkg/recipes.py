@@ -57,8 +57,8 @@ class Recipe:
         train_sizes: a resolution schedule: the training images' size at each epoch, the last
             one repeated (default ``()``: ``image_size`` throughout). Validation stays at
             ``image_size``.
-        fresh_data: draw new training images every epoch (default True); False reuses the
-            first epoch's images.
+        fresh_data: draw new training images every epoch (default True); False keeps the
+            same scenes, redrawn only when ``train_sizes`` changes their size.
         loss: ``"cross_entropy"`` (default) or ``"dice_ce"`` (``labpkg.DiceCELoss``).
         label_smoothing: cross-entropy's label smoothing (default 0.0).
         warmup_share: share of the updates spent raising the learning rate (one-cycle's
@@ -146,8 +146,8 @@ class ScheduledShapes(SyntheticShapes):
     """``SyntheticShapes`` whose images change size from epoch to epoch (``Recipe.size_at``).
 
     Images are drawn at the epoch's size, not shrunk from larger ones: a small epoch costs
-    less to make as well as to train on. Without ``fresh_each_epoch`` each epoch redraws the
-    same scenes (the same seed) at its size.
+    less to make as well as to train on. Without ``fresh_each_epoch`` the scenes stay the same
+    (the same seed): drawn once, and again only when the size changes.
 
     Example:
         >>> ds = ScheduledShapes(4, Recipe(train_sizes=(32, 48)), seed=0)
