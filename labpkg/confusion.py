@@ -64,11 +64,32 @@ def confusion_matrix(
         [[1, 0, 0], [0, 1, 1], [0, 0, 1]]
     """
     labels, target = to_labels(preds, target, num_classes, mode, threshold)
-    if validate_args:
-        check_label_ranges(preds, labels, target, num_classes, ignore_index)
-    scores = preds.is_floating_point()  # argmaxed or thresholded: labels in [0, C)
-    counts = pair_counts(labels, target, num_classes, ignore_index, validate_args, scores)
+    counts = count_pairs(preds, labels, target, num_classes, ignore_index, validate_args)
     return counts[:-1].reshape(num_classes, num_classes)
+
+
+def count_pairs(
+    preds: torch.Tensor,
+    labels: torch.Tensor,
+    target: torch.Tensor,
+    num_classes: int,
+    ignore_index: int | None,
+    validate_args: bool,
+) -> torch.Tensor:
+    """``pair_counts`` of one batch, after the range check ``validate_args`` asks for.
+
+    On a CPU without ``ignore_index`` the count itself tells whether every label lies in
+    [0, C) (its last bin), so the check reads the labels again only to name a stray one;
+    elsewhere it checks first (a host read). Returns (C·C + 1,) int64.
+    """
+    scores = preds.is_floating_point()  # argmaxed or thresholded: labels in [0, C)
+    if validate_args and (ignore_index is not None or not host_reads_are_free(labels.device)):
+        check_label_ranges(preds, labels, target, num_classes, ignore_index)
+        return pair_counts(labels, target, num_classes, ignore_index, True, scores)
+    counts = pair_counts(labels, target, num_classes, ignore_index, False, scores)
+    if validate_args and counts[-1] > 0:  # a free read on a CPU: raise, naming the labels
+        check_label_ranges(preds, labels, target, num_classes, ignore_index)
+    return counts
 
 
 def pair_counts(
@@ -86,18 +107,24 @@ def pair_counts(
     would otherwise land silently in another class's bin (``checked=True``: the labels were
     just checked, so that bin stays 0 and the range test is skipped). ``labels_in_range``:
     the predicted labels come from scores (argmax, threshold), so only the target needs the
-    range test, which then costs two passes instead of eight. On a GPU the counts are one
+    range test, which then costs two passes instead of eight. On a CPU, where reading a value
+    back is free, the usual case (no ignore_index, every label in range) takes one pass
+    beyond the bare count (``_count_if_in_range``). On a GPU the counts are one
     ``scatter_add_`` into bins of a fixed size, because ``bincount`` reads the largest index
     back to the host to size its output; on a CPU that read costs nothing and ``bincount``
     is the faster of the two.
     """
     c = num_classes
     index = torch.add(labels, target, alpha=c)  # t·C + p in one pass, no temporary: (N, H, W)
+    if not checked and ignore_index is None and host_reads_are_free(index.device):
+        counts = _count_if_in_range(index, labels, c, labels_in_range)
+        if counts is not None:
+            return counts
     if not checked and labels_in_range:
         # with p in [0, C), t·C + p lies in [0, C·C) exactly when t is in [0, C): a clamp sends
         # the rest to -1 or C·C, and a shift by one makes -1 a bin too (bin 0, folded below)
         index = index.clamp_(-1, c * c).add_(1)  # (N, H, W), values in [0, C·C + 1]
-    elif not checked and _maybe_outside(labels, target, c, ignore_index):
+    elif not checked:  # a label may lie outside [0, C): route every pixel through the test
         in_range = (target >= 0) & (target < c) & (labels >= 0) & (labels < c)
         index = torch.where(in_range, index, c * c)
     if ignore_index is not None:
@@ -116,20 +143,28 @@ def host_reads_are_free(device: torch.device) -> bool:
     return device.type == "cpu"
 
 
-def _maybe_outside(
-    labels: torch.Tensor, target: torch.Tensor, c: int, ignore_index: int | None
-) -> bool:
-    """Could a label lie outside [0, C)? Looking is a host read: on a GPU a sync each batch,
-    so the answer is yes without looking; on a CPU it is free, and one min/max pass per
-    tensor is a third of the cost of routing every pixel through the range test."""
-    if not host_reads_are_free(labels.device) or ignore_index is not None:
-        return True
-    for labels_or_target in (labels, target):
-        if labels_or_target.numel() > 0:
-            low, high = torch.aminmax(labels_or_target)
-            if low < 0 or high >= c:
-                return True
-    return False
+def _count_if_in_range(
+    index: torch.Tensor, labels: torch.Tensor, c: int, labels_in_range: bool
+) -> torch.Tensor | None:
+    """On a CPU: the flat counts (C·C + 1,) if every label lies in [0, C), else None.
+
+    With every p in [0, C) (one min/max pass, skipped for labels from scores), t·C + p lies
+    in [0, C·C) exactly when t does, and ``bincount`` looks at t for free: it refuses a
+    negative index and grows its output past C·C bins for a large one. So the usual case
+    costs one pass beyond the bare count; any label outside [0, C) returns None, and the
+    caller routes every pixel through the exact range test.
+    """
+    if not labels_in_range and labels.numel() > 0:
+        low, high = torch.aminmax(labels)
+        if low < 0 or high >= c:
+            return None
+    try:
+        counts = torch.bincount(index.reshape(-1), minlength=c * c)  # (C·C,) if t in range
+    except RuntimeError:  # a negative index: some t < 0
+        return None
+    if counts.numel() > c * c:  # some t >= C
+        return None
+    return torch.cat([counts, counts.new_zeros(1)])  # and no pixel outside: (C·C + 1,)
 
 
 def scatter_count(index: torch.Tensor, minlength: int) -> torch.Tensor:

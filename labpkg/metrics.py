@@ -18,12 +18,11 @@ from typing import Protocol, runtime_checkable
 import torch
 
 from labpkg.confusion import (
-    check_label_ranges,
     check_mode,
     confusion_matrix,
+    count_pairs,
     dice_from_confusion,
     iou_from_confusion,
-    pair_counts,
     pixel_accuracy_from_confusion,
     to_labels,
 )
@@ -111,11 +110,9 @@ class ConfusionMetric:
     def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
         """Add one batch to the matrix (kept on the input's device; no host sync)."""
         labels, target = to_labels(preds, target, self.num_classes, self.mode, self.threshold)
-        checked = self.validate_args
-        if checked:
-            check_label_ranges(preds, labels, target, self.num_classes, self.ignore_index)
-        scores = preds.is_floating_point()  # argmaxed or thresholded: labels in [0, C)
-        counts = pair_counts(labels, target, self.num_classes, self.ignore_index, checked, scores)
+        c, ignore_index = self.num_classes, self.ignore_index
+        counts = count_pairs(preds, labels, target, c, ignore_index, self.validate_args)
+        scores = preds.is_floating_point()
         if self.counts is None:
             self.counts = counts.new_zeros(counts.numel() + 1)
         self.counts[:-1].add_(counts)  # in place: no new tensor per batch

@@ -273,6 +273,8 @@ def test_the_trainer_checks_first_batches_and_restores_validate_args(monkeypatch
     monkeypatch.setattr(labpkg.checks, "check_labels", spy)
     monkeypatch.setattr(labpkg.confusion, "check_labels", spy)
     monkeypatch.setattr(labpkg.functional, "check_labels", spy)
+    # as on a GPU, where a metric checks before counting (a CPU's count checks as it goes)
+    monkeypatch.setattr(labpkg.confusion, "host_reads_are_free", lambda device: False)
     loss, metric = labpkg.CrossEntropyLoss(), labpkg.MeanIoU(3)
     model = tiny_model()
     trainer = labpkg.Trainer(
@@ -289,3 +291,30 @@ def test_the_gpu_count_equals_bincount_without_reading_the_largest_index():
     index = torch.randint(0, 11, (1000,), generator=torch.Generator().manual_seed(0))
     assert torch.equal(scatter_count(index, 11), torch.bincount(index, minlength=11))
     assert scatter_count(torch.tensor([0, 0, 3]), 5).tolist() == [2, 0, 0, 1, 0]
+
+
+@pytest.mark.parametrize("reads_free", [True, False], ids=["cpu", "as-on-a-gpu"])
+@settings(deadline=None)
+@given(
+    pairs=st.lists(st.tuples(st.integers(-3, 7), st.integers(-3, 7)), min_size=1, max_size=12),
+    scores=st.booleans(),
+)
+def test_pair_counts_match_a_pixel_by_pixel_count_for_any_labels(reads_free, pairs, scores):
+    """Every fast path (a label range read on a CPU, the bincount's own bounds) counts what a
+    loop over the pixels counts, and puts each pixel with a label outside [0, 3) in the last
+    bin, wherever the stray label sits (t or p, below 0, above C, or in another row's bins)."""
+    import labpkg.confusion
+
+    c = 3
+    if scores:  # predictions from an argmax are in range by construction
+        pairs = [(true, pred % c) for true, pred in pairs]
+    expected = [0] * (c * c + 1)
+    for true, pred in pairs:
+        inside = 0 <= true < c and 0 <= pred < c
+        expected[true * c + pred if inside else c * c] += 1
+    target = torch.tensor([[true for true, _ in pairs]])
+    labels = torch.tensor([[pred for _, pred in pairs]])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(labpkg.confusion, "host_reads_are_free", lambda device: reads_free)
+        counts = labpkg.confusion.pair_counts(labels, target, c, None, labels_in_range=scores)
+    assert counts.tolist() == expected
