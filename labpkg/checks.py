@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, IterableDataset
 __all__ = [
     "check_class_target",
     "check_labels",
+    "labels_outside_message",
     "check_trainer_args",
     "check_fit_args",
     "check_eval_loader",
@@ -25,6 +26,7 @@ __all__ = [
     "as_inputs",
     "as_target",
     "as_int",
+    "as_max_batches",
     "FirstBatchChecks",
 ]
 
@@ -48,10 +50,52 @@ def check_labels(
     valid = target if ignore_index is None else torch.where(target == ignore_index, 0, target)
     low, high = torch.aminmax(valid)
     if bool((low < 0) | (high >= num_classes)):  # one host read for both bounds
-        raise ValueError(
-            f"{name} holds labels outside [0, {num_classes}) (min {int(low)}, max {int(high)}); "
-            "fix num_classes, or pass ignore_index for 'void' pixels such as 255"
+        raise ValueError(labels_outside_message(name, num_classes, valid))
+
+
+def labels_outside_message(
+    name: str, num_classes: int, labels: torch.Tensor | None = None, count: int | None = None
+) -> str:
+    """Why labels outside [0, C) were found, and the fix that fits the values seen.
+
+    Masks saved as black and white images hold 0 and 255: 255 is the foreground, so the fix
+    is to map it to class 1; ``ignore_index=255`` would skip every foreground pixel. Other
+    values outside the range are a wrong ``num_classes``, or a "void" label to skip.
+
+    Args:
+        name: what holds the labels, e.g. ``"target"``.
+        num_classes: C.
+        labels: the labels (the error path reads them back, once); None when only ``count``
+            is known.
+        count: how many pixels were outside, when ``labels`` is None.
+
+    Returns:
+        The message for the error.
+    """
+    fix = (
+        "fix num_classes, or pass ignore_index=<value> to the loss and the metrics if that "
+        "value marks pixels to skip; masks that store grey levels need mapping to classes "
+        "instead (e.g. SegmentationFolder(..., mask_values={0: 0, 255: 1}))"
+    )
+    if labels is None:
+        return f"{count} pixels had a {name} label outside [0, {num_classes}); {fix}"
+    values = torch.unique(labels).tolist()  # sorted; the error path, so a read is fine
+    outside = [v for v in values if not 0 <= v < num_classes]
+    seen = f"{name} holds labels outside [0, {num_classes}): {_listed(outside)}"
+    if set(values) == {0, 255}:
+        return (
+            f"{seen}; with only 0 and 255 these look like black-and-white masks, where 255 is "
+            "the foreground: map 255 to class 1 (SegmentationFolder(..., mask_values={0: 0, "
+            "255: 1}), or target // 255). ignore_index=255 would skip every foreground pixel"
         )
+    return f"{seen} (all values: {_listed(values)}); {fix}"
+
+
+def _listed(values: list[int], most: int = 8) -> str:
+    """``[0, 3, 7]``, or the first ``most`` and how many there are."""
+    if len(values) <= most:
+        return str(values)
+    return f"[{', '.join(map(str, values[:most]))}, ... ({len(values)} values)]"
 
 
 def as_int(value: Any, name: str, minimum: int) -> int:
@@ -63,6 +107,11 @@ def as_int(value: Any, name: str, minimum: int) -> int:
     if number is None or isinstance(value, bool) or number < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return number
+
+
+def as_max_batches(max_batches: Any) -> int | None:
+    """``max_batches`` as an int >= 1, or None (all): a pass over no batch has no result."""
+    return None if max_batches is None else as_int(max_batches, "max_batches", 1)
 
 
 def batch_pair(item: Any) -> tuple[Any, Any]:

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from labpkg.checks import as_int
+
 __all__ = [
     "CLASS_NAMES",
     "ShapesConfig",
@@ -312,7 +314,13 @@ def make_loaders(
         >>> len(tl), vl is None
         (3, True)
     """
-    _check_positive("batch_size", batch_size)
+    # NumPy integers (np.int64 from a config or a sweep) are integers too: DataLoader refuses
+    # them, so they become Python ints here
+    batch_size = as_int(batch_size, "batch_size", 1)
+    val_batch_size = (
+        batch_size if val_batch_size is None else as_int(val_batch_size, "val_batch_size", 1)
+    )
+    num_workers = as_int(num_workers, "num_workers", 0)
     if len(train) == 0:
         raise ValueError("train dataset is empty: generate or load some samples first")
     pin = torch.device(device).type == "cuda" if device is not None else False
@@ -320,10 +328,5 @@ def make_loaders(
     train_loader = DataLoader(train, batch_size, shuffle=shuffle, drop_last=drop_last, **common)
     if val is None:
         return train_loader, None
-    val_loader = DataLoader(val, val_batch_size or batch_size, shuffle=False, **common)
+    val_loader = DataLoader(val, val_batch_size, shuffle=False, **common)
     return train_loader, val_loader
-
-
-def _check_positive(name: str, value: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")

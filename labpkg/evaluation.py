@@ -1,7 +1,7 @@
 """``Evaluator``: running a model without learning, and what training shares with it.
 
 ``Trainer`` builds on it: ``evaluate`` and ``predict`` run the model in eval mode with no
-gradients; ``_validate`` is the validation pass inside ``fit``; ``RunningLoss``,
+gradients; ``_validate`` is the validation pass inside ``fit``; ``RunningLoss``, ``_forward``,
 ``_to_device`` and ``_epoch_logs`` (one host sync per pass) serve both loops.
 """
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import DataLoader
 
-from labpkg import checks, distributed
+from labpkg import batch_errors, checks, distributed
 
 __all__ = ["Evaluator", "RunningLoss"]
 
@@ -57,12 +57,13 @@ class Evaluator:
 
         Args:
             data: a DataLoader yielding ``(inputs, target)``.
-            max_batches: stop after this many batches (default: all).
+            max_batches: stop after this many batches, at least 1 (default: all).
             verbose: 1 prints the result.
 
         Returns:
             ``{"loss": ..., metric names: ...}`` as floats, aggregated over the whole data.
         """
+        max_batches = checks.as_max_batches(max_batches)  # 0 would give NaN, not a score
         loader = self._eval_loader(data, "data")
         try:
             logs = self._run_eval(loader, max_batches, hooks=False)
@@ -97,7 +98,8 @@ class Evaluator:
             if hooks:
                 self.callbacks.on_test_batch_begin(batch)
             inputs, target = self._to_device(inputs, target)
-            logits, loss = self._forward(self.model, inputs, target)
+            source = ("validation_data" if hooks else "data", batch)
+            logits, loss = self._forward(self.model, inputs, target, source)
             running.add(loss, len(target))
             for metric in self.val_metrics:
                 metric.update(logits, target)
@@ -126,8 +128,10 @@ class Evaluator:
     def predict(self, data: Iterable, max_batches: int | None = None) -> torch.Tensor:
         """Class scores for every input in ``data``, concatenated on the CPU (N, C, H, W).
 
-        ``data`` may yield ``(inputs, target)`` pairs or bare input tensors.
+        ``data`` may yield ``(inputs, target)`` pairs or bare input tensors; ``max_batches``
+        (at least 1) stops early.
         """
+        max_batches = checks.as_max_batches(max_batches)
         self.model.eval()
         outputs = []
         for item in itertools.islice(data, max_batches):
@@ -136,6 +140,29 @@ class Evaluator:
             with self._autocast():
                 outputs.append(self.model(inputs).float().cpu())
         return torch.cat(outputs) if outputs else torch.empty(0)
+
+    def _forward(
+        self,
+        model: torch.nn.Module,
+        inputs: torch.Tensor,
+        target: torch.Tensor,
+        source: tuple[str, int] | None = None,
+    ):
+        """Scores and loss of one mini-batch; ``source`` (argument name, mini-batch) names it
+        in the clear error that replaces torch's when the data is at fault."""
+        logits = None
+        try:  # free until something is raised
+            # autocast covers the forward pass and the loss only; backward runs outside it
+            with self._autocast():
+                logits = model(inputs)  # (B, C, H, W)
+                loss = self.loss_fn(logits, target)
+        except (IndexError, RuntimeError, ValueError) as err:
+            clear = batch_errors.explain(err, inputs, target, logits, source, self.amp)
+            if clear is None:
+                raise
+            raise clear from err
+        checks.check_loss_value(loss)  # one number per mini-batch (shape only: no host read)
+        return logits, loss
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         """Mixed precision (``torch.autocast``) if AMP is on; else no context at all, because

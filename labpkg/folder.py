@@ -21,13 +21,14 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from labpkg.checks import as_int
+from labpkg.imagefiles import read_image, read_mask
+
 __all__ = [
     "IMAGE_SUFFIXES",
     "RandomFlipCrop",
     "SegmentationFolder",
     "jpeg_round_trip",
-    "read_image",
-    "read_mask",
     "resize_pair",
     "save_pairs",
 ]
@@ -39,12 +40,14 @@ class SegmentationFolder(Dataset):
     """Images from ``images``, masks from ``masks``, paired by file stem.
 
     Args:
-        images: folder of images (.png, .jpg, .jpeg).
-        masks: folder of masks, ``<stem>.png`` for each image.
+        images: folder of images (.png, .jpg, .jpeg; 8-bit, or 16-bit grey, each scaled to
+            [0, 1] by its bit depth).
+        masks: folder of masks, ``<stem>.png`` (or ``.PNG``) for each image.
         size: resize both to ``size`` × ``size`` (an int) or (height, width); None keeps the
             files' size (then every file must have the same size to be batched).
-        mask_values: ``{value in the file: class}``, e.g. the Pet trimaps' ``{1: 1, 2: 0,
-            3: 255}``; a value missing from the map is an error. None keeps the values.
+        mask_values: ``{value in the file: class}``, e.g. ``{0: 0, 255: 1}`` for masks saved
+            as black and white 0/255, or the Pet trimaps' ``{1: 1, 2: 0, 3: 255}``; a value
+            missing from the map is an error. None keeps the values.
         names: the stems to use (e.g. read from a split file); default every image found.
         transform: a joint augmentation ``(image, mask) -> (image, mask)``, such as
             ``RandomFlipCrop``, applied after resizing.
@@ -72,8 +75,8 @@ class SegmentationFolder(Dataset):
         for role, folder in (("images", self.images), ("masks", self.masks)):
             if not folder.is_dir():
                 raise FileNotFoundError(f"{role} folder {folder} does not exist")
-        self.size = (size, size) if isinstance(size, int) else size
-        self.mask_values = dict(mask_values) if mask_values is not None else None
+        self.size = _check_size(size)  # bad sizes fail here, not at the first item
+        self.mask_values = _check_mask_values(mask_values)
         self._lookup = _lookup_table(self.mask_values) if self.mask_values is not None else None
         self.transform = transform
         self.files = _pairs(self.images, self.masks, names)
@@ -108,10 +111,43 @@ class SegmentationFolder(Dataset):
         return labels
 
 
+def _check_size(size) -> tuple[int, int] | None:
+    """``size`` as (height, width), each a whole number >= 1 (NumPy integers too), or None."""
+    if size is None:
+        return None
+    pair = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+    try:
+        if len(pair) != 2:
+            raise ValueError
+        return as_int(pair[0], "height", 1), as_int(pair[1], "width", 1)
+    except ValueError:
+        raise ValueError(
+            f"size must be an int >= 1 (a square), a pair (height, width) of them, or None "
+            f"(keep each file's size); got {size!r}"
+        ) from None
+
+
+def _check_mask_values(mask_values) -> dict[int, int] | None:
+    """``{stored value: class}`` with whole numbers >= 0 on both sides, or None."""
+    if mask_values is None:
+        return None
+    if not isinstance(mask_values, Mapping) or not mask_values:
+        raise ValueError(
+            f"mask_values must map each value stored in the masks to its class, e.g. "
+            f"{{0: 0, 255: 1}} for masks saved as 0/255, or be None (keep the stored values); "
+            f"got {mask_values!r}"
+        )
+    try:
+        return {as_int(k, "value", 0): as_int(v, "class", 0) for k, v in mask_values.items()}
+    except ValueError:
+        raise ValueError(
+            f"mask_values maps stored values >= 0 to classes >= 0 (whole numbers), got "
+            f"{mask_values}"
+        ) from None
+
+
 def _lookup_table(mask_values: dict[int, int]) -> torch.Tensor:
     """``table[stored value] = class``, -1 where a value is not mapped."""
-    if min(mask_values) < 0 or min(mask_values.values()) < 0:
-        raise ValueError(f"mask_values maps stored values >= 0 to classes >= 0, got {mask_values}")
     table = torch.full((max(mask_values) + 1,), -1, dtype=torch.int64)
     for value, label in mask_values.items():
         table[value] = label
@@ -122,7 +158,9 @@ def _pairs(images: Path, masks: Path, names: Sequence[str] | None) -> list[tuple
     found = {p.stem: p for p in sorted(images.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
     stems = list(names) if names is not None else sorted(found)
     missing_images = [s for s in stems if s not in found]
-    missing_masks = [s for s in stems if s in found and not (masks / f"{s}.png").exists()]
+    # the extension in any case: IMG_0001.PNG, as cameras and Windows tools write it
+    mask_files = {p.stem: p for p in sorted(masks.iterdir()) if p.suffix.lower() == ".png"}
+    missing_masks = [s for s in stems if s in found and s not in mask_files]
     for what, where, missing in (("images", images, missing_images),
                                  ("masks (.png)", masks, missing_masks)):  # fmt: skip
         if missing:
@@ -132,29 +170,7 @@ def _pairs(images: Path, masks: Path, names: Sequence[str] | None) -> list[tuple
             )
     if not stems:
         raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {images}")
-    return [(found[s], masks / f"{s}.png") for s in stems]
-
-
-def read_image(path: Path) -> torch.Tensor:
-    """An image file as float32 (3, H, W) in [0, 1] (grey and RGBA converted to RGB)."""
-    from PIL import Image  # pillow comes with matplotlib
-
-    with Image.open(path) as file:
-        rgb = np.asarray(file.convert("RGB"), dtype=np.float32) / 255.0
-    return torch.from_numpy(rgb).permute(2, 0, 1).contiguous()  # (H, W, 3) -> (3, H, W)
-
-
-def read_mask(path: Path) -> torch.Tensor:
-    """A mask PNG as int64 (H, W): the stored numbers (palette indices for a "P" image)."""
-    from PIL import Image
-
-    with Image.open(path) as file:
-        if file.mode not in ("L", "P", "I;16", "I"):
-            raise ValueError(
-                f"{path.name} is a {file.mode} image: a mask must hold one class number per "
-                "pixel (mode L or P); convert colours to class numbers first"
-            )
-        return torch.from_numpy(np.asarray(file, dtype=np.int64))
+    return [(found[s], mask_files[s]) for s in stems]
 
 
 def resize_pair(

@@ -56,11 +56,14 @@ def cross_entropy(
         weight = _class_weights(weight, logits.shape[1], logits, validate_args, "weight")
     if validate_args and ignore_index is not None and not bool((target != ignore_index).any()):
         warnings.warn("every target pixel equals ignore_index: the loss is 0", stacklevel=2)
+    # torch skips -100 when no ignore_index is given; so must the mean's denominator, or an
+    # unchecked mini-batch holding -100 would give a loss too small by the skipped share
+    skipped = -100 if ignore_index is None else ignore_index
     per_pixel = F.cross_entropy(  # (N, H, W): w_y · l per pixel, 0 where ignored
         logits.float(),
         target,
         weight=weight,
-        ignore_index=-100 if ignore_index is None else ignore_index,
+        ignore_index=skipped,
         label_smoothing=label_smoothing,
         reduction="none",
     )
@@ -68,11 +71,7 @@ def cross_entropy(
         return per_pixel
     if reduction == "sum":
         return per_pixel.sum()
-    valid = (
-        target != ignore_index
-        if ignore_index is not None
-        else torch.ones_like(target, dtype=torch.bool)
-    )
+    valid = target != skipped  # (N, H, W): the pixels torch scored
     safe = torch.where(valid, target, 0)
     weights = valid.float() if weight is None else torch.where(valid, weight[safe], 0.0)
     # Σ w_y·l / Σ w_y: no host read, and 0 (not NaN) when every pixel is ignored

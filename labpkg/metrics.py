@@ -17,6 +17,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
+from labpkg.checks import labels_outside_message
 from labpkg.confusion import (
     check_mode,
     confusion_matrix,
@@ -143,11 +144,8 @@ class ConfusionMetric:
             return self.confmat
         outside, nonfinite = self.counts[-2:].tolist()  # one host read
         if outside > 0:
-            raise ValueError(
-                f"{outside} pixels had a true or predicted label outside "
-                f"[0, {self.num_classes}); fix num_classes, or pass ignore_index for 'void' "
-                "pixels such as 255"
-            )
+            message = labels_outside_message("true or predicted", self.num_classes, count=outside)
+            raise ValueError(message)
         if nonfinite > 0:
             warnings.warn(
                 f"{type(self).__name__}: {nonfinite} mini-batch(es) had NaN/inf scores; "

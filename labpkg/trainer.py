@@ -215,6 +215,7 @@ class Trainer(Evaluator):
         model, state = distributed.wrap_model(self.model, self.device), self.state
         model.train()  # BatchNorm uses the statistics of each mini-batch
         first = self._start_epoch()  # fresh sums and gradients, or those of a resumed epoch
+        seen = state.batches_seen
         for batch, (inputs, target) in enumerate(self._epoch_batches(first), start=first):
             state.batch = batch
             self._input_checks.set(batch == first)  # a host read on the first mini-batch only
@@ -222,7 +223,8 @@ class Trainer(Evaluator):
             inputs, target = self._to_device(inputs, target)
             ends_group = counting.ends_update(batch, self.accumulate, state.batches_per_epoch)
             with distributed.sync_gradients(model, now=ends_group):
-                logits, loss = self._forward(model, inputs, target)  # 1. forward, 2. loss
+                # 1. forward, 2. loss ("mini-batch 3 of train" in an error about the data)
+                logits, loss = self._forward(model, inputs, target, ("train", batch))
                 # accumulation: each mini-batch adds its share of the group's mean gradient
                 # (a group of one: the loss itself, as dividing by 1 costs an op and a graph node)
                 group = counting.group_size(batch, self.accumulate, state.batches_per_epoch)
@@ -240,6 +242,8 @@ class Trainer(Evaluator):
             self._interrupt.check()  # a Ctrl-C during this mini-batch lands here
             if state.stop_training:
                 break
+        if not state.stop_training:  # a stream may run out before steps_per_epoch
+            update.finish_short_epoch(self, first + state.batches_seen - seen)
         return self._finish_epoch()
 
     def _start_epoch(self) -> int:
@@ -266,14 +270,6 @@ class Trainer(Evaluator):
         # a NaN or infinite loss or weight: the epoch can be no one's "best", nor be saved
         self.state.diverged = not checks.is_finite(logs["loss"], self.model)
         return logs
-
-    def _forward(self, model: nn.Module, inputs: torch.Tensor, target: torch.Tensor):
-        # autocast covers the forward pass and the loss only; backward runs outside it
-        with self._autocast():
-            logits = model(inputs)  # (B, C, H, W)
-            loss = self.loss_fn(logits, target)
-        checks.check_loss_value(loss)  # one number per mini-batch (shape only: no host read)
-        return logits, loss
 
     def _optimizer_step(self, batch: int | None = None) -> None:
         """One update: unscale, ``on_after_backward``, clip, ``on_before_optimizer_step``,

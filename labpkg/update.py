@@ -19,11 +19,14 @@ nothing.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from torch import nn
 
-__all__ = ["AppliedSteps", "optimizer_update"]
+from labpkg import counting
+
+__all__ = ["AppliedSteps", "optimizer_update", "finish_short_epoch"]
 
 
 class AppliedSteps:
@@ -59,3 +62,36 @@ def optimizer_update(trainer: Any, batch: int | None) -> None:
     optimizer.zero_grad(set_to_none=True)
     if trainer.applied_steps.count == applied:
         trainer.state.skipped_updates += 1
+
+
+def finish_short_epoch(trainer: Any, done: int) -> None:
+    """Close an epoch whose loader ran out after ``done`` mini-batches, before
+    ``batches_per_epoch`` (an ``IterableDataset`` shorter than ``steps_per_epoch``).
+
+    The accumulation group in progress still gets its update. Each of its mini-batches added
+    loss / (the group's planned size); the gradient is rescaled to the mean over the ones that
+    ran, so this update follows the same rule as every other one.
+
+    Args:
+        trainer: the ``Trainer``.
+        done: mini-batches of this epoch that ran (counted from 0, resumed ones included).
+    """
+    state, k = trainer.state, trainer.accumulate
+    planned = state.batches_per_epoch
+    if done >= planned:
+        return
+    warnings.warn(
+        f"train ran out after {done} mini-batches of steps_per_epoch={planned}: the epoch "
+        "ends there; pass a steps_per_epoch the stream can give",
+        stacklevel=3,
+    )
+    last = done - 1
+    if done == 0 or counting.ends_update(last, k, planned):
+        return  # no gradient waiting
+    ran = last % k + 1  # mini-batches of the unfinished group
+    scale = counting.group_size(last, k, planned) / ran
+    for param in trainer.model.parameters():
+        if param.grad is not None:
+            param.grad.mul_(scale)
+    optimizer_update(trainer, last)
+    state.global_step += 1

@@ -87,6 +87,67 @@ def test_a_missing_mask_a_colour_mask_and_a_size_mismatch_are_clear_errors(tmp_p
         SegmentationFolder(images, tmp_path / "nowhere")
 
 
+# ------------------------------------------- files as scanners, editors and cameras write them
+def _one_pair(root, image, mask, mask_name="0.png"):
+    """``image`` and ``mask`` (PIL images) saved as images/0.png and masks/``mask_name``."""
+    for folder in ("images", "masks"):
+        (root / folder).mkdir()
+    image.save(root / "images" / "0.png")
+    mask.save(root / "masks" / mask_name)
+    return root / "images", root / "masks"
+
+
+def test_16_bit_images_are_scaled_by_their_bit_depth_not_saturated(tmp_path):
+    ramp = (np.arange(64, dtype=np.uint16) * 1040).reshape(8, 8)  # 0 .. 65520
+    grey16 = Image.fromarray(ramp)  # mode I;16, as microscopes and scanners save
+    assert grey16.mode == "I;16"
+    folder = _one_pair(tmp_path, grey16, Image.fromarray(np.zeros((8, 8), np.uint8)))
+    image = SegmentationFolder(*folder, size=None)[0][0]
+    expected = torch.from_numpy(ramp / 65535.0).float().expand(3, 8, 8)
+    torch.testing.assert_close(image, expected)  # before: 63 of 64 pixels read as 1.0
+
+
+def test_a_truncated_file_is_an_error_that_names_the_file(tmp_path):
+    rgb = Image.fromarray(np.random.default_rng(0).integers(0, 256, (16, 16, 3), np.uint8))
+    images, masks = _one_pair(tmp_path, rgb, Image.fromarray(np.zeros((16, 16), np.uint8)))
+    whole = (images / "0.png").read_bytes()
+    (images / "0.png").write_bytes(whole[: len(whole) // 2])  # an interrupted copy
+    with pytest.raises(OSError, match=r"0\.png cannot be read \(image file is truncated\)"):
+        SegmentationFolder(images, masks)[0]
+
+
+def test_1_bit_masks_read_as_classes_0_and_1(tmp_path):
+    bits = np.zeros((8, 8), bool)
+    bits[2:5, 3:6] = True
+    mask = Image.fromarray(bits)  # mode "1", as some editors save black and white
+    assert mask.mode == "1"
+    folder = _one_pair(tmp_path, Image.new("RGB", (8, 8)), mask)
+    assert torch.equal(SegmentationFolder(*folder, size=None)[0][1], torch.from_numpy(bits).long())
+
+
+def test_a_mask_with_an_upper_case_extension_is_found(tmp_path):
+    zeros = Image.fromarray(np.zeros((8, 8), np.uint8))
+    folder = _one_pair(tmp_path, Image.new("RGB", (8, 8)), zeros, mask_name="0.PNG")
+    assert SegmentationFolder(*folder, size=None)[0][1].shape == (8, 8)
+
+
+@pytest.mark.parametrize("size", [0, -3, (4,), (0, 4), 8.5, "8", (8, None)])
+def test_a_bad_size_is_refused_when_the_folder_is_built(folder, size):
+    with pytest.raises(ValueError, match=r"size must be an int >= 1 .* or None"):
+        SegmentationFolder(*folder, size=size)
+
+
+def test_numpy_integers_are_accepted_as_sizes(folder):
+    assert SegmentationFolder(*folder, size=np.int64(16))[0][1].shape == (16, 16)
+    assert SegmentationFolder(*folder, size=(np.int32(8), 16))[0][1].shape == (8, 16)
+
+
+@pytest.mark.parametrize("mask_values", [{}, [(0, 0)], {0.5: 1}, {"0": 0}])
+def test_an_empty_or_malformed_mask_values_is_refused_with_an_example(folder, mask_values):
+    with pytest.raises(ValueError, match=r"mask_values"):
+        SegmentationFolder(*folder, mask_values=mask_values)
+
+
 def test_flip_and_crop_move_image_and_mask_together_and_keep_labels_exact(shapes):
     images, masks = shapes
     torch.manual_seed(0)
