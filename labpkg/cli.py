@@ -36,9 +36,11 @@ __all__ = ["main", "build_parser"]
 #: the exit status of a run stopped by Ctrl-C, as the shell reports a process ended by SIGINT
 INTERRUPTED = 128 + signal.SIGINT
 
-#: seeds from 0 to 2**32 - 1 (NumPy's range): the data seeds are derived from it by
-#: multiplying, which torch's 64-bit generators must still hold
+#: seeds 0 to 2**32 - 1 (NumPy's range): the data seeds multiply it, within torch's 64 bits
 SEEDS = 2**32
+
+#: the checkpoints written into --out
+FILES = ("best.pt", "last.pt")
 
 EPILOG = """\
 outputs in --out: best.pt (best validation mean IoU), last.pt (last finished epoch) and
@@ -214,14 +216,16 @@ def build(args: argparse.Namespace, device: torch.device):
 
 def checkpoints(out: Path) -> tuple[ModelCheckpoint, ModelCheckpoint]:
     """``best.pt`` (best validation mean IoU) and ``last.pt`` (every finished epoch)."""
-    best = ModelCheckpoint(str(out / "best.pt"), monitor="val_mean_iou", save_best_only=True)
-    last = ModelCheckpoint(str(out / "last.pt"))
+    best_file, last_file = (str(out / name) for name in FILES)
+    best = ModelCheckpoint(best_file, monitor="val_mean_iou", save_best_only=True)
+    last = ModelCheckpoint(last_file)
     # named apart from --out, so a run resumed into another folder still finds their state
     best.key, last.key = "best", "last"
     return best, last
 
 
 def train(args: argparse.Namespace) -> int:
+    """Train as the checked ``args`` say, write the outputs; returns the exit status."""
     # under torchrun every process trains on its share; --batch-size is per process
     device = distributed.init_from_env(device=args.device) or pick_device(args.device)
     trainer, train_loader, val_loader = build(args, device)
@@ -235,11 +239,7 @@ def train(args: argparse.Namespace) -> int:
         resume_from=None if args.resume is None else str(args.resume),
     )  # fmt: skip
     if distributed.rank() == 0:
-        history.plot().savefig(args.out / "history.png", dpi=100)
-        print(history.table())
-        print(f"best checkpoint: {best.best_path} (val_mean_iou={best.best})")
-        print(f"last checkpoint: {last.best_path}")
-        print(f"history plot:    {args.out / 'history.png'}")
+        report(history, best, args.out)
     if trainer.state.interrupted:
         return INTERRUPTED
     if trainer.state.diverged:
@@ -248,20 +248,39 @@ def train(args: argparse.Namespace) -> int:
     return 0
 
 
+def report(history, best: ModelCheckpoint, out: Path) -> None:
+    """Print the history and where the outputs are; plot it, if an epoch finished."""
+    print(history.table())
+    # the files, not this run's saves: a resumed run may not have written them yet
+    shown = {name: out / name if (out / name).is_file() else "none yet" for name in FILES}
+    print(f"best checkpoint: {shown['best.pt']} (val_mean_iou={best.best})")
+    print(f"last checkpoint: {shown['last.pt']}")
+    if not history.epoch:  # stopped in its first epoch: an earlier run's plot stays
+        print("history plot:    not drawn (no epoch finished)")
+        return
+    history.plot().savefig(out / "history.png", dpi=100)
+    print(f"history plot:    {out / 'history.png'}")
+
+
 def write_failure(err: OSError, out: Path) -> str:
     """One line for a failed write (a full disk, say): where, why, and what is kept."""
-    kept = [name for name in ("best.pt", "last.pt", "history.png") if (out / name).is_file()]
+    kept = [name for name in (*FILES, "history.png") if (out / name).is_file()]
     line = (
         f"--out {out}: writing {err.filename or 'into it'} failed: {err.strerror}; "
         f"kept {', '.join(kept) or 'nothing'} as written before (checkpoints are replaced "
         "whole or not at all)"
     )
     if "last.pt" in kept:
-        line += f"; make room, then continue with --resume {out / 'last.pt'}"
+        line += f"; once that is fixed, continue with --resume {out / 'last.pt'}"
     return line
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command ``argv`` (default ``sys.argv[1:]``); returns the exit status.
+
+    0 done, 1 diverged or an output could not be written, 2 refused (argparse exits with
+    2 itself), 130 stopped by Ctrl-C, 143 by SIGTERM.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     check_args(parser, args)

@@ -18,6 +18,7 @@ import torch
 from helpers import run_python
 
 from labpkg.cli import main
+from labpkg.metrics import SegmentationMetrics
 
 #: the smallest run that trains: 8 samples of 16x16 in mini-batches of 4, a U-Net of width 4
 TINY = ["--samples", "8", "--batch-size", "4", "--val-samples", "4", "--image-size", "16",
@@ -64,6 +65,22 @@ def test_resume_continues_the_run_exactly_where_its_last_checkpoint_stands(tmp_p
     assert split["counters"] == whole["counters"]  # epoch 2 trained once, epoch 1 not again
     for key, weight in whole["model"].items():
         assert torch.equal(split["model"][key], weight), key
+
+
+def test_a_resumed_run_stopped_in_its_first_epoch_keeps_the_earlier_outputs(
+    tmp_path, monkeypatch, capsys
+):
+    assert train(tmp_path / "run", "--epochs", "1") == 0
+    before = {name: (tmp_path / "run" / name).read_bytes() for name in ("last.pt", "history.png")}
+
+    def terminate_in_first_batch(self, logits, target):  # as `kill` would, mid-epoch
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(SegmentationMetrics, "update", terminate_in_first_batch)
+    status = train(tmp_path / "run", "--epochs", "3", "--resume", str(tmp_path / "run/last.pt"))
+    assert status == 128 + signal.SIGTERM
+    assert "not drawn (no epoch finished)" in capsys.readouterr().out
+    assert {name: (tmp_path / "run" / name).read_bytes() for name in before} == before
 
 
 def test_help_documents_resume(capsys):
