@@ -5,6 +5,10 @@ through an update (some weights moved, others not) or through writing a checkpoi
 ``fit`` runs, the first Ctrl-C (or a notebook's *stop* button) only sets a flag; the loop
 raises ``KeyboardInterrupt`` itself at the next mini-batch boundary, and ``fit`` ends
 cleanly. A second Ctrl-C interrupts at once, as usual.
+
+``kill``, job schedulers and Colab stop a program with SIGTERM instead, whose default ends the
+process wherever it is: no history, a checkpoint's temporary file left behind. A command line
+that wants SIGTERM to mean "stop cleanly" runs inside ``TerminateAsInterrupt``.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import signal
 import threading
 from types import FrameType, TracebackType
 
-__all__ = ["DeferredInterrupt"]
+__all__ = ["DeferredInterrupt", "TerminateAsInterrupt"]
 
 
 class DeferredInterrupt:
@@ -59,3 +63,49 @@ class DeferredInterrupt:
         traceback: TracebackType | None,
     ) -> None:
         self._restore()
+
+
+class TerminateAsInterrupt:
+    """A context in which SIGTERM does what Ctrl-C (SIGINT) does (main thread only; else a no-op).
+
+    SIGTERM goes to whatever handles SIGINT at that moment: during ``fit`` that is
+    ``DeferredInterrupt``, so training stops at the next mini-batch boundary and ``fit``
+    returns; elsewhere Python's handler raises ``KeyboardInterrupt``. ``received`` keeps the
+    signal's number, so the program can exit with status 128 + 15, as a process ended by
+    SIGTERM would.
+
+    Example:
+        >>> with TerminateAsInterrupt() as terminate:
+        ...     pass
+        >>> terminate.received is None
+        True
+    """
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._previous = None
+        self._installed = False
+
+    def __enter__(self) -> TerminateAsInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._forward)
+            self._installed = True
+        return self
+
+    def _forward(self, signum: int, frame: FrameType | None) -> None:
+        self.received = signum
+        handler = signal.getsignal(signal.SIGINT)
+        if not callable(handler):  # SIGINT ignored (a background job) or default: stop anyway
+            raise KeyboardInterrupt
+        handler(signal.SIGINT, frame)
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._installed:
+            previous = self._previous if self._previous is not None else signal.SIG_DFL
+            signal.signal(signal.SIGTERM, previous)
+            self._installed = False
