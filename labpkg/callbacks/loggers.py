@@ -24,10 +24,10 @@ class CSVLogger(Callback):
     later validation still has a column. A missing value is written as ``NA``.
 
     The file is opened at the first epoch's end, so a run that fails before (a bad
-    ``resume_from``) leaves it untouched; whether it can be written is checked before
-    training starts. A resumed run continues the same file: it keeps the
-    rows up to the checkpoint, drops any rows of epochs after it (they are trained again), and
-    appends, whatever ``append`` says.
+    ``resume_from``) leaves it untouched; whether it can be written is checked before training
+    starts. A resumed run continues the same file: it keeps the rows up to the checkpoint,
+    drops any rows of epochs after it (they are trained again), and appends, whatever
+    ``append`` says.
 
     Args:
         filename: the CSV file.
