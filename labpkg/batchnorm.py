@@ -96,7 +96,8 @@ def convert_global_batchnorm(module: nn.Module) -> nn.Module:
     """Replace every ``BatchNorm2d`` inside ``module`` by a ``GlobalBatchNorm2d`` (state kept).
 
     Call it before building the optimizer and the ``Trainer``, like
-    ``torch.nn.SyncBatchNorm.convert_sync_batchnorm``.
+    ``torch.nn.SyncBatchNorm.convert_sync_batchnorm``. As there, each new layer keeps the old
+    one's mode (``eval()`` stays eval) and which of its parameters are frozen.
 
     Returns:
         ``module``, changed in place (or the new layer if ``module`` is a ``BatchNorm2d``).
@@ -107,6 +108,9 @@ def convert_global_batchnorm(module: nn.Module) -> nn.Module:
             module.track_running_stats,
         )  # fmt: skip
         new.load_state_dict(module.state_dict())
+        new.train(module.training)  # a fresh layer is in training mode
+        for old_param, new_param in zip(module.parameters(), new.parameters(), strict=True):
+            new_param.requires_grad_(old_param.requires_grad)
         tensors = [*module.parameters(), *module.buffers()]  # none if affine=False, untracked
         return new.to(tensors[0].device) if tensors else new
     for name, child in module.named_children():

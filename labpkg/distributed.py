@@ -146,17 +146,36 @@ def distributed_loader(loader: DataLoader) -> DataLoader:
     Raises:
         ValueError: for a sampler or batch sampler that cannot be split between processes
             (e.g. ``WeightedRandomSampler``) or an ``IterableDataset``: pass a loader built on
-            a ``DistributedSampler`` instead.
+            a ``DistributedSampler`` instead. Also when each process's share makes no
+            mini-batch (every process raises it, as one process would for an empty loader).
     """
-    if not is_distributed() or _already_sharded(loader):
+    if not is_distributed():
         return loader
-    _check_shardable(loader, "train")
-    seed = loader.generator.initial_seed() if loader.generator is not None else 0
-    shuffle = isinstance(loader.sampler, RandomSampler)
-    sampler = DistributedSampler(
-        loader.dataset, world_size(), rank(), shuffle=shuffle, seed=seed, drop_last=loader.drop_last
+    if not _already_sharded(loader):
+        _check_shardable(loader, "train")
+        seed = loader.generator.initial_seed() if loader.generator is not None else 0
+        shuffle = isinstance(loader.sampler, RandomSampler)
+        sampler = DistributedSampler(
+            loader.dataset, world_size(), rank(), shuffle=shuffle, seed=seed,
+            drop_last=loader.drop_last,
+        )  # fmt: skip
+        loader = _rebuild(loader, sampler)
+    _check_share(loader)
+    return loader
+
+
+def _check_share(loader: DataLoader) -> None:
+    """Raise if a process's share of the training data makes no mini-batch. The lengths are
+    the same on every process, so every process raises, and none waits for the others."""
+    if len(loader) > 0:
+        return
+    n, w, share = len(loader.dataset), world_size(), len(loader.sampler)
+    raise ValueError(
+        f"train yields no mini-batch on each of the {w} processes: {n} samples split "
+        f"{w} ways leave {share} per process, fewer than batch_size={loader.batch_size} with "
+        "drop_last=True. Use more samples, fewer processes, a smaller batch_size or "
+        "drop_last=False"
     )
-    return _rebuild(loader, sampler)
 
 
 def eval_loader(loader: DataLoader, name: str = "validation_data") -> DataLoader:

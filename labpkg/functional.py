@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from labpkg.checks import check_class_target, check_labels
 
-__all__ = ["cross_entropy", "overlap_loss", "LOSS_MODES"]
+__all__ = ["cross_entropy", "overlap_loss", "check_class_weights", "LOSS_MODES"]
 
 LOSS_MODES = ("multiclass", "binary", "multilabel")
 
@@ -53,7 +53,9 @@ def cross_entropy(
         raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
     _check_multiclass(logits, target, ignore_index, validate_args)
     if weight is not None:
-        weight = _class_weights(weight, logits.shape[1], logits, validate_args, "weight")
+        weight = _class_weights(weight, logits.shape[1], logits, "weight")
+        if validate_args:  # a host read: first batches only
+            check_class_weights(weight, "weight")
     if validate_args and ignore_index is not None and not bool((target != ignore_index).any()):
         warnings.warn("every target pixel equals ignore_index: the loss is 0", stacklevel=2)
     # torch skips -100 when no ignore_index is given; so must the mean's denominator, or an
@@ -133,9 +135,13 @@ def overlap_loss(
     # nothing predicted and nothing there: a perfect score, whatever smooth is
     score = torch.where(pred_sum + true_sum == 0, torch.ones_like(score), score)
     loss = -torch.log(score.clamp_min(eps)) if log_loss else 1 - score
-    weights = _class_weights(class_weights, loss.shape[-1], loss, validate_args)
+    weights = _class_weights(class_weights, loss.shape[-1], loss)
+    name = "class_weights"
     if not include_background and mode != "binary":
         loss, weights = loss[..., 1:], weights[1:]
+        name = "class_weights without class 0 (include_background=False)"
+    if validate_args and class_weights is not None:  # a host read: first batches only
+        check_class_weights(weights, name)
     weights = weights.expand_as(loss)
     loss = (loss * weights).sum() / weights.sum()
     # a 0/1 target holding another value: NaN, never a plausible number (no host read)
@@ -190,12 +196,32 @@ def _channel(x: torch.Tensor) -> torch.Tensor:
     return x[:, None] if x.ndim == 3 else x  # (N, H, W) -> (N, 1, H, W)
 
 
-def _class_weights(weights, num, like, validate_args=True, name="class_weights") -> torch.Tensor:
+def _class_weights(weights, num, like, name="class_weights") -> torch.Tensor:
     if weights is None:
         return torch.ones(num, device=like.device)
     w = torch.as_tensor(weights, dtype=torch.float32, device=like.device)
     if w.shape != (num,):
         raise ValueError(f"{name} must be {num} numbers (one per class), got {w.tolist()}")
-    if validate_args and bool((w < 0).any()):  # a host read: checked on first batches only
-        raise ValueError(f"{name} must be >= 0, got {w.tolist()}")
     return w
+
+
+def check_class_weights(weights: torch.Tensor, name: str = "class_weights") -> None:
+    """Raise unless the class weights are finite, >= 0 and not all 0 (one host read).
+
+    The mean divides by the weights' sum: all 0 makes the loss 0 (or NaN), and a NaN weight
+    makes it NaN, so training would learn nothing without saying why.
+
+    Example:
+        >>> check_class_weights(torch.tensor([0.0, 0.0]))
+        Traceback (most recent call last):
+        ...
+        ValueError: class_weights must be finite and >= 0, not all 0 (...); got [0.0, 0.0]
+    """
+    if weights.ndim != 1:
+        raise ValueError(f"{name} must be one number per class, got shape {tuple(weights.shape)}")
+    usable = torch.isfinite(weights).all() & (weights >= 0).all() & (weights.sum() > 0)
+    if not bool(usable):
+        raise ValueError(
+            f"{name} must be finite and >= 0, not all 0 (the loss divides by their sum); "
+            f"got {weights.tolist()}"
+        )

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from labpkg.functional import LOSS_MODES, cross_entropy, overlap_loss
+from labpkg.functional import LOSS_MODES, check_class_weights, cross_entropy, overlap_loss
 
 __all__ = [
     "cross_entropy",
@@ -56,8 +56,7 @@ class CrossEntropyLoss(nn.Module):
             raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
         if weight is not None:
             weight = torch.as_tensor(weight, dtype=torch.float32)
-            if weight.ndim != 1 or bool((weight < 0).any()):
-                raise ValueError(f"weight must be one number >= 0 per class, got {weight}")
+            check_class_weights(weight, "weight")  # now, not as a loss of 0 or NaN in training
         self.register_buffer("weight", weight)  # moves with .to(device)
         self.ignore_index, self.label_smoothing = ignore_index, label_smoothing
         self.reduction, self.validate_args = reduction, validate_args
@@ -120,6 +119,11 @@ class DiceLoss(nn.Module):
             raise ValueError(f"mode must be one of {LOSS_MODES}, got {mode!r}")
         if smooth < 0 or eps <= 0:
             raise ValueError(f"need smooth >= 0 and eps > 0, got smooth={smooth}, eps={eps}")
+        if class_weights is not None:  # now, not as a loss of 0 or NaN in training
+            weights = torch.as_tensor(class_weights, dtype=torch.float32)
+            if not include_background and mode != "binary" and weights.ndim == 1:
+                weights = weights[1:]  # class 0 is left out of the mean
+            check_class_weights(weights, "class_weights (the classes in the mean)")
         self.options = {
             "mode": mode,
             "from_logits": from_logits,

@@ -110,7 +110,8 @@ def _range_test(trainer, loader, rates, beta, diverge) -> tuple[list, list, list
     model, lrs, losses, smoothed = trainer.model, [], [], []
     average = 0.0  # the moving average of the loss, before its bias correction
     model.train()
-    for lr, (inputs, target) in zip(rates, _cycle(loader), strict=False):
+    # trainer._pairs: any batch but (inputs, target) is refused with a clear error
+    for lr, (inputs, target) in zip(rates, trainer._pairs(_cycle(loader)), strict=False):
         set_lr(trainer.optimizer, lr)
         inputs, target = trainer._to_device(inputs, target)
         _, loss = trainer._forward(model, inputs, target)  # forward and loss, as in fit

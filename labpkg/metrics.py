@@ -125,11 +125,29 @@ class ConfusionMetric:
         self.counts = None
 
     def state_dict(self) -> dict:
-        """The counts so far (a mid-epoch checkpoint keeps them)."""
-        return {"counts": self.counts}
+        """A copy of the counts so far (a mid-epoch checkpoint keeps them).
+
+        A copy, not the live tensor: ``update`` adds to the counts in place, so a snapshot
+        that aliased them would keep changing, and two metrics loaded from it would share one.
+        """
+        return {"counts": None if self.counts is None else self.counts.clone()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.counts = state["counts"]
+        """Load a copy of ``state_dict()``'s counts; refused if they have another size.
+
+        Raises:
+            ValueError: the counts are of another number of classes (C·C + 2 of them).
+        """
+        counts = state["counts"]
+        expected = self.num_classes**2 + 2
+        if counts is not None and tuple(counts.shape) != (expected,):
+            found = math.isqrt(max(counts.numel() - 2, 0))
+            saved = f"num_classes={found}" if found**2 + 2 == counts.numel() else "another size"
+            raise ValueError(
+                f"{type(self).__name__}(num_classes={self.num_classes}) cannot load the counts "
+                f"of a metric with {saved}: build it with the num_classes of the saved one"
+            )
+        self.counts = None if counts is None else counts.clone()
 
     def sync(self, all_reduce_sum: Callable[[torch.Tensor], None]) -> None:
         """Sum the counts across processes (data parallel); ``all_reduce_sum`` is in place."""

@@ -136,6 +136,28 @@ def _check_lr(lr: float) -> None:
         raise ValueError(f"lr must be a finite number > 0, got {lr}")
 
 
+def _check_options(options: dict[str, Any]) -> None:
+    """Refuse the options ``torch.optim`` refuses (torch/optim/sgd.py, adam.py, rmsprop.py),
+    which would make the weights NaN, with the fix in the message; NaN is refused too."""
+    _check_lr(options["lr"])
+    for name in ("momentum", "weight_decay", "eps"):
+        if name in options and not options[name] >= 0:
+            raise ValueError(f"{name} must be >= 0, got {options[name]}")
+    # torch refuses alpha < 0 only; above 1 the mean of g² turns negative and √ gives NaN
+    if "alpha" in options and not 0 <= options["alpha"] <= 1:
+        raise ValueError(
+            f"alpha must be in [0, 1] (the weight of the past), got {options['alpha']}"
+        )
+    betas = options.get("betas", (0.0, 0.0))
+    if not (
+        isinstance(betas, (tuple, list)) and len(betas) == 2 and all(0 <= b < 1 for b in betas)
+    ):
+        raise ValueError(
+            f"betas must be two numbers in [0, 1), e.g. (0.9, 0.999), got {betas}: at 1 the "
+            "bias correction 1 - beta^t divides by 0"
+        )
+
+
 # ---------------------------------------------------------------- the update rules, written out
 # Each class below is what its torch.optim namesake does in ``step()``, in a few lines of
 # tensor code (no foreach/fused kernels, no rarely used options). Notation: w a weight tensor,
@@ -149,20 +171,33 @@ class RuleOptimizer(torch.optim.Optimizer):
     gradient. ``torch.optim.Optimizer`` keeps the parameter groups (so schedulers can change
     ``lr``), the per-weight ``state`` and ``state_dict``; a subclass writes only ``update``."""
 
+    #: True if ``update`` works on sparse gradients (``nn.Embedding(sparse=True)``) as well.
+    supports_sparse = False
+
     def __init__(self, params: Iterable, **defaults: Any) -> None:
-        _check_lr(defaults["lr"])
-        if defaults.get("weight_decay", 0) < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {defaults['weight_decay']}")
+        _check_options(defaults)
         super().__init__(params, defaults)
 
     @torch.no_grad()  # the update itself is not part of any gradient
     def step(self, closure: Any = None) -> None:
         if closure is not None:
             raise ValueError("closures are not supported here; call loss.backward() first")
+        if not self.supports_sparse:
+            self._check_dense()  # before any weight moves: never half an update
         for group in self.param_groups:
             for w in group["params"]:
                 if w.grad is not None:
                     self.update(w, w.grad, self.state[w], group)
+
+    def _check_dense(self) -> None:
+        # is_sparse is known on the host: no device read
+        if any(w.grad is not None and w.grad.is_sparse for group in self.param_groups
+               for w in group["params"]):  # fmt: skip
+            raise RuntimeError(
+                f"{type(self).__name__} does not support sparse gradients (an "
+                "nn.Embedding(sparse=True) makes them): build the layer with sparse=False, "
+                "or train it with torch.optim.SparseAdam"
+            )
 
     def update(self, w: torch.Tensor, g: torch.Tensor, state: dict, group: dict) -> None:
         """Change weight ``w`` in place from its gradient ``g``, its ``state`` (kept between
@@ -181,6 +216,8 @@ class SGD(RuleOptimizer):
         >>> SGD([w], lr=0.1).step(); w
         tensor([0.9500], requires_grad=True)
     """
+
+    supports_sparse = True  # plain and momentum steps take a sparse g, as in torch's SGD
 
     def __init__(self, params: Iterable, lr: float = 1e-3, momentum: float = 0.0,
                  weight_decay: float = 0.0) -> None:  # fmt: skip

@@ -371,3 +371,108 @@ def test_a_per_update_scheduler_steps_once_per_update_with_a_remainder_group():
     assert recorder.updated == [False, False, True] * 3 + [True] + [False, False, True] * 3 + [True]
     assert recorder.update_lrs() == pytest.approx([0.9**k for k in range(8)])
     assert len(calls) == 1 + 8  # the scheduler's own first call, then once per update
+
+
+# ------------------------------------------- learning-rate callbacks scale each parameter group
+def two_group_trainer(backbone: float = 0.01, head: float = 0.1) -> FakeTrainer:
+    """A trainer whose optimizer has a backbone group and a head group at another rate."""
+    trainer = FakeTrainer()
+    weight, bias = trainer.model.parameters()
+    trainer.optimizer = torch.optim.SGD(
+        [{"params": [weight]}, {"params": [bias], "lr": head}], lr=backbone
+    )
+    return trainer
+
+
+def group_lrs(trainer) -> list[float]:
+    return [group["lr"] for group in trainer.optimizer.param_groups]
+
+
+def test_reduce_on_plateau_multiplies_each_group_by_the_factor_down_to_min_lr():
+    trainer = two_group_trainer(backbone=0.01, head=0.1)
+    drive(ReduceLROnPlateau(factor=0.5, patience=1), [1.0, 1.0], trainer=trainer)
+    assert group_lrs(trainer) == pytest.approx([0.005, 0.05])  # the head stays at 10x
+    trainer = two_group_trainer(backbone=0.01, head=0.1)
+    drive(ReduceLROnPlateau(factor=0.5, patience=1, min_lr=0.01), [1.0, 1.0], trainer=trainer)
+    assert group_lrs(trainer) == pytest.approx([0.01, 0.05])  # the backbone was at min_lr
+
+
+def test_learning_rate_scheduler_scales_every_group_as_it_moves_the_first():
+    trainer = two_group_trainer(backbone=0.01, head=0.1)
+    drive(LearningRateScheduler(lambda epoch, lr: 0.02), [1.0], trainer=trainer)  # a fixed rate
+    assert group_lrs(trainer) == pytest.approx([0.02, 0.2])
+    drive(LearningRateScheduler(lambda epoch, lr: lr / 4), [1.0], trainer=trainer)  # a factor
+    assert group_lrs(trainer) == pytest.approx([0.005, 0.05])
+
+
+def test_a_first_group_at_rate_0_cannot_set_the_scale_of_the_others():
+    trainer = two_group_trainer(backbone=0.0, head=0.1)
+    with pytest.raises(ValueError, match="first parameter group's lr is 0"):
+        drive(LearningRateScheduler(lambda epoch, lr: 0.02), [1.0], trainer=trainer)
+
+
+# ----------------------------------------------------------- each callback instance runs once
+def test_the_same_callback_twice_is_refused_before_training():
+    stop = EarlyStopping(monitor="loss", patience=2)
+    trainer = tiny_trainer()
+    with pytest.raises(ValueError, match="the same EarlyStopping appears twice"):
+        trainer.fit(loader(tiny_data(8)), epochs=3, callbacks=[stop, stop], verbose=0)
+    assert trainer.state.global_step == 0
+
+
+# ------------------------------------------ a scheduler LRSchedulerCallback cannot step is refused
+def test_lr_scheduler_callback_refuses_what_it_cannot_step_and_names_the_fix():
+    opt = FakeTrainer().optimizer
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt)
+    with pytest.raises(ValueError, match=r"monitor=.*labpkg.ReduceLROnPlateau"):
+        labpkg.LRSchedulerCallback(plateau)
+    with pytest.raises(ValueError, match="interval='epoch'"):
+        labpkg.LRSchedulerCallback(plateau, interval="step", monitor="val_loss")
+    with pytest.raises(TypeError, match="labpkg callback, not a torch scheduler"):
+        labpkg.LRSchedulerCallback(ReduceLROnPlateau())
+    with pytest.raises(TypeError, match="StepLR"):
+        labpkg.LRSchedulerCallback(torch.optim.lr_scheduler.ReduceLROnPlateau)
+
+
+# ------------------------------------- what would fail after an epoch fails before the first one
+@pytest.mark.parametrize("accumulate", [1, 2])
+def test_a_one_cycle_schedule_too_short_for_the_run_is_refused_before_training(accumulate):
+    trainer = tiny_trainer(accumulate_grad_batches=accumulate)
+    updates = labpkg.total_updates(12, 4, epochs=3, accumulate=accumulate)  # 9, or 6
+    short = torch.optim.lr_scheduler.OneCycleLR(trainer.optimizer, 1.0, total_steps=updates - 1)
+    callback = labpkg.LRSchedulerCallback(short, interval="step")
+    with pytest.raises(ValueError, match=f"total_steps={updates}"):
+        trainer.fit(loader(tiny_data(12)), epochs=3, callbacks=[callback], verbose=0)
+    assert trainer.state.global_step == 0
+    exact = torch.optim.lr_scheduler.OneCycleLR(trainer.optimizer, 1.0, total_steps=updates)
+    callback = labpkg.LRSchedulerCallback(exact, interval="step")
+    trainer.fit(loader(tiny_data(12)), epochs=3, callbacks=[callback], verbose=0)
+    assert exact.last_epoch == updates
+
+
+def test_a_one_cycle_schedule_resumed_mid_epoch_counts_the_updates_left(tmp_path):
+    def run(resume_from=None, epochs=2):
+        trainer = tiny_trainer(accumulate_grad_batches=2)
+        sched = torch.optim.lr_scheduler.OneCycleLR(trainer.optimizer, 1.0, total_steps=4)
+        ckpt = ModelCheckpoint(str(tmp_path / "mid.pt"), save_freq=3)  # mid-epoch 1, group 0
+        callbacks = [labpkg.LRSchedulerCallback(sched, interval="step"), ckpt]
+        trainer.fit(loader(tiny_data(16)), epochs, callbacks=callbacks, verbose=0,
+                    resume_from=resume_from)  # fmt: skip
+        return trainer, sched
+
+    straight, _ = run()
+    run(epochs=1)  # ends with a checkpoint after mini-batch 3 of 4: the run stops there
+    resumed, sched = run(resume_from=str(tmp_path / "mid.pt"))
+    assert sched.last_epoch == 4
+    for a, b in zip(straight.model.parameters(), resumed.model.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("where", ["a folder", "under a file"])
+def test_a_csv_path_that_cannot_be_written_is_refused_before_training(tmp_path, where):
+    (tmp_path / "file").write_text("")
+    path = tmp_path if where == "a folder" else tmp_path / "file" / "log.csv"
+    trainer = tiny_trainer()
+    with pytest.raises(ValueError, match="CSVLogger cannot write"):
+        trainer.fit(loader(tiny_data(8)), epochs=2, callbacks=[CSVLogger(str(path))], verbose=0)
+    assert trainer.state.global_step == 0

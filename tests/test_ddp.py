@@ -59,7 +59,7 @@ def on_two_processes(works, folder) -> list[dict]:
 def ranks(tmp_path_factory) -> list[dict]:
     """Every multi-process case of this module, run in one pair of processes (starting
     interpreters is the slow part)."""
-    works = (_train, _evaluate_and_shard, _global_batchnorm)
+    works = (_train, _evaluate_and_shard, _global_batchnorm, _empty_share)
     return on_two_processes(works, tmp_path_factory.mktemp("gloo"))
 
 
@@ -169,6 +169,26 @@ def test_validation_on_an_odd_sized_set_equals_one_process_and_loader_options_ar
         assert "BatchSampler" in r["refused"]["batch_sampler"]
 
 
+# --------------------------------- a share that makes no mini-batch is refused on every process
+def _empty_share(rank: int) -> dict:
+    trainer = tiny_trainer(tiny_model(seed=3))
+    train = DataLoader(tiny_data(1), batch_size=1, drop_last=True)  # one process: one batch
+    try:
+        trainer.fit(train, 1, verbose=0)
+    except ValueError as err:
+        return {"error": str(err), "global_step": trainer.state.global_step}
+    return {"error": None, "diverged": trainer.state.diverged}
+
+
+def test_a_share_without_a_mini_batch_raises_the_same_clear_error_on_every_process(ranks):
+    results = [r["_empty_share"] for r in ranks]
+    assert results[0]["error"] == results[1]["error"]  # every process raises: none waits
+    assert "no mini-batch on each of the 2 processes: 1 samples split 2 ways" in (
+        results[0]["error"] or ""
+    )
+    assert all(r["global_step"] == 0 for r in results)
+
+
 # ------------------------------------------------ BatchNorm over the global batch, on CPU
 def _global_batchnorm(rank: int) -> dict:
     from labpkg.batchnorm import GlobalBatchNorm2d
@@ -224,6 +244,20 @@ def test_global_batchnorm_on_two_processes_equals_batchnorm_on_the_whole_batch(r
         torch.testing.assert_close(r["mean"], layer.running_mean)
         # one all-reduce in forward (the statistics), one in backward (their gradients)
         assert r["all_reduces"] == [1, 1]
+
+
+def test_converting_keeps_each_layers_mode_and_frozen_parameters_as_torch_does():
+    from labpkg.batchnorm import GlobalBatchNorm2d, convert_global_batchnorm
+
+    model = tiny_model(batch_norm=True).eval()
+    frozen = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    frozen.weight.requires_grad_(False)
+    converted = convert_global_batchnorm(model)
+    layers = [m for m in converted.modules() if isinstance(m, GlobalBatchNorm2d)]
+    assert layers and not any(layer.training for layer in layers)
+    assert [p.requires_grad for p in converted.parameters()].count(False) == 1
+    sync = torch.nn.SyncBatchNorm.convert_sync_batchnorm(tiny_model(batch_norm=True).eval())
+    assert not any(m.training for m in sync.modules())  # torch's conversion keeps the mode too
 
 
 # ------------------------------------------- torchrun with more processes than GPUs

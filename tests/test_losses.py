@@ -15,7 +15,9 @@ from labpkg.losses import (
     DiceCELoss,
     DiceLoss,
     JaccardLoss,
+    cross_entropy,
     get_loss,
+    overlap_loss,
 )
 
 LN3 = math.log(3)
@@ -190,6 +192,37 @@ def test_bad_loss_options_are_rejected():
         DiceLoss(class_weights=[1.0])(
             torch.zeros(1, 2, 1, 1), torch.zeros(1, 1, 1, dtype=torch.long)
         )
+
+
+# ------------------------------ class weights that would give a loss of 0 or NaN are refused
+BAD_WEIGHTS = {"all 0": [0.0, 0.0, 0.0], "NaN": [1.0, math.nan, 1.0], "inf": [1.0, math.inf, 1.0]}
+
+
+@pytest.mark.parametrize("weights", BAD_WEIGHTS.values(), ids=BAD_WEIGHTS.keys())
+def test_class_weights_of_0_or_nan_are_refused_when_the_loss_is_built(weights):
+    with pytest.raises(ValueError, match=r"weight must be finite and >= 0, not all 0"):
+        CrossEntropyLoss(weight=weights)
+    with pytest.raises(ValueError, match=r"class_weights .*must be finite and >= 0, not all 0"):
+        DiceLoss(class_weights=weights)
+    with pytest.raises(ValueError, match="not all 0"):
+        DiceCELoss(weight=weights)
+
+
+def test_class_weights_of_0_or_nan_are_refused_by_the_functional_forms():
+    logits, target = torch.zeros(1, 3, 2, 2), torch.zeros(1, 2, 2, dtype=torch.long)
+    for weights in BAD_WEIGHTS.values():
+        with pytest.raises(ValueError, match="weight must be finite and >= 0, not all 0"):
+            cross_entropy(logits, target, weight=torch.tensor(weights))
+        with pytest.raises(ValueError, match="class_weights must be finite"):
+            overlap_loss(logits, target, class_weights=weights)
+
+
+def test_weights_only_on_the_left_out_background_are_refused():
+    with pytest.raises(ValueError, match=r"class_weights \(the classes in the mean\)"):
+        DiceLoss(class_weights=[1.0, 0.0, 0.0], include_background=False)
+    logits, target = torch.zeros(1, 3, 2, 2), torch.zeros(1, 2, 2, dtype=torch.long)
+    with pytest.raises(ValueError, match="without class 0"):
+        overlap_loss(logits, target, class_weights=[1.0, 0.0, 0.0], include_background=False)
 
 
 def test_cross_entropy_mean_matches_torch_with_weights_smoothing_and_ignore():

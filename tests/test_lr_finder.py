@@ -140,6 +140,25 @@ def test_an_error_mid_test_still_restores_everything():
     _assert_same(before, _everything(trainer, good))
 
 
+class _Triples(torch.utils.data.Dataset):
+    """Items of (image, mask, index): one too many for a training batch."""
+
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, i):
+        return (*tiny_data(8)[i], i)
+
+
+def test_batches_that_are_not_pairs_get_the_trainers_clear_error_and_change_nothing():
+    trainer = _trained_trainer()
+    good = loader(tiny_data(8), generator=torch.Generator().manual_seed(1))
+    before = _everything(trainer, good)
+    with pytest.raises(TypeError, match=r"must be a pair \(inputs, target\).*list of 3 items"):
+        labpkg.lr_find(trainer, loader(_Triples()), num_updates=10)
+    _assert_same(before, _everything(trainer, good))
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [({"start_lr": 0.0}, "0 < start_lr < end_lr"), ({"start_lr": 1.0, "end_lr": 0.1}, "start_lr"),

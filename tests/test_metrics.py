@@ -144,6 +144,29 @@ def test_state_stays_on_the_input_device_and_sync_sums_it():
     assert int(m.confmat.sum()) == 4
 
 
+# ------------------------------------- state_dict is a snapshot, loaded only into its own kind
+def test_state_dict_is_a_snapshot_that_later_updates_and_other_metrics_leave_alone():
+    m = MeanIoU(3)
+    m.update(t([[0, 1]]), t([[0, 1]]))
+    snapshot = m.state_dict()
+    m.update(t([[2, 2]]), t([[2, 2]]))
+    assert int(snapshot["counts"].sum()) == 2  # the two pixels of the first update only
+    a, b = MeanIoU(3), MeanIoU(3)
+    a.load_state_dict(snapshot)
+    b.load_state_dict(snapshot)
+    a.update(t([[0, 0]]), t([[0, 0]]))
+    assert int(b.confmat.sum()) == 2 and int(snapshot["counts"].sum()) == 2
+
+
+def test_counts_of_another_number_of_classes_are_refused_naming_num_classes():
+    four = MeanIoU(4)
+    four.update(t([[0, 3]]), t([[0, 3]]))
+    three = MeanIoU(3)
+    with pytest.raises(ValueError, match=r"num_classes=3\) cannot load .* num_classes=4"):
+        three.load_state_dict(four.state_dict())
+    assert three.counts is None  # unchanged
+
+
 labels = st.integers(0, 3)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 import torch
@@ -88,6 +89,49 @@ def test_a_scheduler_drives_a_hand_written_optimizer_and_its_state_round_trips()
 def test_bad_options_name_the_argument(options, message):
     with pytest.raises(ValueError, match=message):
         optim.SGD([torch.zeros(1, requires_grad=True)], **options)
+
+
+# ---------------------------------- options torch.optim refuses are refused, before any update
+@pytest.mark.parametrize(
+    ("name", "options", "message"),
+    [("SGD", {"momentum": -1.0}, "momentum must be >= 0"),
+     ("SGD", {"weight_decay": math.nan}, "weight_decay must be >= 0"),
+     ("Adam", {"betas": (-0.1, 0.999)}, r"betas must be two numbers in \[0, 1\)"),
+     ("Adam", {"betas": (1.0, 0.999)}, "betas must be"), ("AdamW", {"betas": (0.9, 1.0)}, "betas"),
+     ("Adam", {"eps": -1e-8}, "eps must be >= 0"), ("RMSprop", {"eps": -1.0}, "eps must be"),
+     ("RMSprop", {"alpha": -0.5}, r"alpha must be in \[0, 1\]"),
+     ("RMSprop", {"alpha": 1.5}, "alpha must be")],
+)  # fmt: skip
+def test_options_that_would_make_the_weights_nan_are_refused_naming_the_option(
+    name, options, message
+):
+    with pytest.raises(ValueError, match=message):
+        optim.BY_HAND[name]([torch.zeros(1, requires_grad=True)], lr=0.1, **options)
+
+
+@pytest.mark.parametrize("name", ["Adam", "AdamW", "RMSprop"])
+def test_sparse_gradients_are_refused_before_any_weight_moves(name):
+    dense, embedding = torch.nn.Linear(2, 1), torch.nn.Embedding(5, 2, sparse=True)
+    opt = optim.BY_HAND[name]([*dense.parameters(), *embedding.parameters()], lr=0.1)
+    (dense(embedding(torch.tensor([1]))).sum()).backward()
+    before = copy.deepcopy(dense.state_dict())
+    with pytest.raises(RuntimeError, match=f"{name} does not support sparse gradients"):
+        opt.step()
+    assert all(torch.equal(before[k], v) for k, v in dense.state_dict().items())
+
+
+def test_sgd_takes_sparse_gradients_as_torch_optim_does():
+    weights = []
+    for sgd in (optim.SGD, torch.optim.SGD):
+        torch.manual_seed(0)
+        embedding = torch.nn.Embedding(5, 2, sparse=True)
+        opt = sgd(embedding.parameters(), lr=0.1, momentum=0.9)
+        for step in range(3):
+            opt.zero_grad()
+            embedding(torch.tensor([1, step])).sum().backward()
+            opt.step()
+        weights.append(embedding.weight.detach())
+    assert torch.equal(*weights)
 
 
 def test_closures_are_refused_with_the_fix():

@@ -131,9 +131,16 @@ class CallbackList:
 
     def __init__(self, callbacks: Iterable[Callback], trainer: Any) -> None:
         self.callbacks = list(callbacks)
-        for cb in self.callbacks:
+        for i, cb in enumerate(self.callbacks):
             if not isinstance(cb, Callback):
                 raise TypeError(f"callbacks must be Callback instances, got {type(cb).__name__}")
+            if any(cb is other for other in self.callbacks[:i]):
+                # its hooks would run twice per event: an EarlyStopping would count each epoch
+                # twice and stop after half its patience
+                raise ValueError(
+                    f"the same {type(cb).__name__} appears twice in callbacks: pass it once "
+                    "(for two of a kind, build two instances)"
+                )
             cb.set_trainer(trainer)
         self.trainer = trainer
         is_rank_zero = distributed.rank() == 0

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import csv
+import errno
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -21,9 +24,10 @@ class CSVLogger(Callback):
     later validation still has a column. A missing value is written as ``NA``.
 
     The file is opened at the first epoch's end, so a run that fails before (a bad
-    ``resume_from``) leaves it untouched. A resumed run continues the same file: it keeps the
-    rows up to the checkpoint, drops any rows of epochs after it (they are trained again), and
-    appends, whatever ``append`` says.
+    ``resume_from``) leaves it untouched; whether it can be written is checked before training
+    starts. A resumed run continues the same file: it keeps the rows up to the checkpoint,
+    drops any rows of epochs after it (they are trained again), and appends, whatever
+    ``append`` says.
 
     Args:
         filename: the CSV file.
@@ -57,7 +61,7 @@ class CSVLogger(Callback):
         return f"CSVLogger({self.filename})"
 
     def on_train_begin(self, logs: dict | None = None) -> None:
-        self.filename.parent.mkdir(parents=True, exist_ok=True)
+        _check_writable(self.filename)  # fail now, not after the first epoch has trained
         self.keys, self._file, self._rows, self._resume_rows = None, None, 0, None
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
@@ -108,6 +112,27 @@ class CSVLogger(Callback):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._resume_rows, self._rows, self.keys = state["rows"], state["rows"], state["keys"]
+
+
+def _check_writable(filename: Path) -> None:
+    """Raise ``ValueError`` now if ``filename`` cannot be written: a folder by that name, a
+    read-only file, or a folder that cannot be made or written. Leaves an existing file as it
+    is and creates none (only its folder)."""
+    try:
+        if filename.is_dir():
+            raise IsADirectoryError(errno.EISDIR, "it is a folder")
+        if any(part.exists() and not part.is_dir() for part in filename.parents):
+            raise NotADirectoryError(errno.ENOTDIR, "a file stands where its folder should be")
+        filename.parent.mkdir(parents=True, exist_ok=True)
+        if filename.exists() and not os.access(filename, os.W_OK):
+            raise PermissionError(errno.EACCES, "the file is read-only")
+        with tempfile.TemporaryFile(dir=filename.parent):
+            pass
+    except OSError as err:
+        raise ValueError(
+            f"CSVLogger cannot write {filename} ({err.strerror}): pass a file name in a folder "
+            "you can write"
+        ) from err
 
 
 def _cell(value: Any) -> str:

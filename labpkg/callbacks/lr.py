@@ -23,6 +23,7 @@ __all__ = [
     "LearningRateScheduler",
     "ReduceLROnPlateau",
     "current_lr",
+    "rescale_lr",
     "set_lr",
 ]
 
@@ -33,9 +34,33 @@ def current_lr(optimizer: torch.optim.Optimizer) -> float:
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    """Set the learning rate of every parameter group."""
+    """Set the learning rate of every parameter group to one value."""
     for group in optimizer.param_groups:
         group["lr"] = lr
+
+
+def rescale_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Set the first parameter group's learning rate to ``lr`` and scale the others alike.
+
+    Every group is multiplied by the same factor, lr / (the first group's lr), so groups
+    keep their ratios: a head training at 10× the backbone's rate stays at 10×.
+
+    Example:
+        >>> a, b = torch.zeros(1, requires_grad=True), torch.zeros(1, requires_grad=True)
+        >>> opt = torch.optim.SGD([{"params": [a]}, {"params": [b], "lr": 0.1}], lr=0.01)
+        >>> rescale_lr(opt, 0.005)
+        >>> [group["lr"] for group in opt.param_groups]
+        [0.005, 0.05]
+    """
+    first = current_lr(optimizer)
+    rates = [group["lr"] for group in optimizer.param_groups]
+    if first == 0 and any(rate != 0 for rate in rates):
+        raise ValueError(
+            f"the first parameter group's lr is 0 while others are not ({rates}): no factor "
+            "turns 0 into the new lr; give the first group a rate > 0"
+        )
+    for group in optimizer.param_groups:  # groups at the first group's rate get lr exactly
+        group["lr"] = lr if group["lr"] == first else group["lr"] * (lr / first)
 
 
 class LRSchedulerCallback(Callback):
@@ -45,9 +70,13 @@ class LRSchedulerCallback(Callback):
         scheduler: any PyTorch scheduler built on the trainer's optimizer.
         interval: ``"step"`` steps after every optimizer update (e.g. ``OneCycleLR``);
             ``"epoch"`` steps at each epoch end, after validation.
-        monitor: the log key a ``ReduceLROnPlateau`` scheduler watches (required for it).
+        monitor: the log key a ``ReduceLROnPlateau`` scheduler watches (required for it;
+            torch's plateau rules differ from Keras's, which ``labpkg.ReduceLROnPlateau``
+            follows).
 
-    Adds ``learning_rate`` (the value used during the epoch) to the epoch logs.
+    Adds ``learning_rate`` (the value used during the epoch) to the epoch logs. A scheduler
+    with a fixed number of steps (``OneCycleLR``'s ``total_steps``) that this ``fit`` would
+    step past is refused before the first mini-batch trains.
 
     Example:
         >>> from torch.utils.data import DataLoader, TensorDataset
@@ -66,17 +95,17 @@ class LRSchedulerCallback(Callback):
         super().__init__()
         if interval not in ("epoch", "step"):
             raise ValueError(f"interval must be 'epoch' or 'step', got {interval!r}")
+        _check_scheduler(scheduler)
         plateau = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
-        if plateau and monitor is None:
-            raise ValueError("a ReduceLROnPlateau scheduler needs monitor=, e.g. 'val_loss'")
-        self.scheduler, self.interval, self.monitor, self._plateau = (
-            scheduler,
-            interval,
-            monitor,
-            plateau,
-        )
-        self._steps_seen = 0
-        self._epoch_lr = 0.0
+        if plateau and (monitor is None or interval != "epoch"):
+            raise ValueError(
+                "a torch ReduceLROnPlateau scheduler steps on a monitored value once per "
+                "epoch: pass monitor= (e.g. 'val_loss') and interval='epoch', or use "
+                "labpkg.ReduceLROnPlateau(monitor='val_loss') in callbacks (Keras rules)"
+            )
+        self.scheduler, self.interval, self.monitor = scheduler, interval, monitor
+        self._plateau, self._steps_seen, self._epoch_lr = plateau, 0, 0.0
+        self._total_checked = False
         self._warn_missing = MissingKeyWarner("LRSchedulerCallback", monitor or "")
 
     def default_key(self) -> str:
@@ -88,15 +117,42 @@ class LRSchedulerCallback(Callback):
                 "the scheduler was built on another optimizer than the trainer's, so it would "
                 "change nothing: build it on trainer.optimizer"
             )
+        self._total_checked = False  # at the first epoch or mini-batch: a resume is known then
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self._epoch_lr = current_lr(self.trainer.optimizer)
+        if not self._total_checked:
+            self._check_total(epoch, batch=0)
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if not self._total_checked:  # a mid-epoch resume has no on_epoch_begin
+            self._check_total(self.trainer.state.epoch, batch)
         # step only when the optimizer really updated (gradient accumulation skips batches)
         if self.interval == "step" and self.trainer.state.global_step > self._steps_seen:
             self._steps_seen = self.trainer.state.global_step
             self.scheduler.step()
+
+    def _check_total(self, epoch: int, batch: int) -> None:
+        """Refuse a run longer than the scheduler's ``total_steps`` (``OneCycleLR``), now
+        rather than with torch's error once training reaches the step past its end."""
+        self._total_checked = True
+        total = getattr(self.scheduler, "total_steps", None)
+        if total is None:
+            return
+        state, epochs_left = self.trainer.state, self.trainer.state.epochs - epoch
+        per_epoch = 1  # interval="epoch"
+        needed = epochs_left
+        if self.interval == "step":  # updates: groups of accumulate_grad_batches mini-batches
+            per_epoch = math.ceil(state.batches_per_epoch / self.trainer.accumulate)
+            needed = per_epoch * epochs_left - batch // self.trainer.accumulate
+        left = total - self.scheduler.last_epoch  # steps it can still take
+        if needed > left:
+            raise ValueError(
+                f"{type(self.scheduler).__name__} was built for total_steps={total} ({left} "
+                f"left), but this fit steps it {needed} times ({per_epoch} per epoch, "
+                f"{epochs_left} epochs): build it with total_steps={total - left + needed}"
+                + (" (updates, not mini-batches)" if self.trainer.accumulate > 1 else "")
+            )
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if logs is not None:
@@ -122,6 +178,20 @@ class LRSchedulerCallback(Callback):
         self._steps_seen, self._epoch_lr = state["steps_seen"], state["epoch_lr"]
 
 
+def _check_scheduler(scheduler: Any) -> None:
+    """A torch scheduler instance, not a class or a labpkg callback."""
+    if isinstance(scheduler, Callback):
+        raise TypeError(
+            f"{type(scheduler).__name__} is a labpkg callback, not a torch scheduler: pass "
+            "it in callbacks=[...] directly, without LRSchedulerCallback"
+        )
+    if isinstance(scheduler, type) or not callable(getattr(scheduler, "step", None)):
+        raise TypeError(
+            "scheduler must be a torch.optim.lr_scheduler scheduler built on the optimizer, "
+            f"e.g. StepLR(optimizer, step_size=10), got {scheduler!r}"
+        )
+
+
 class ReduceLROnPlateau(Callback):
     """Multiply the learning rate by ``factor`` when ``monitor`` stops improving (Keras rules).
 
@@ -129,6 +199,8 @@ class ReduceLROnPlateau(Callback):
     and reset ``wait``; on an improvement (by more than the *absolute* ``min_delta``) reset
     ``wait``, else, outside cooldown, ``wait += 1``; when ``wait >= patience`` and the lr is
     above ``min_lr``, set lr = max(lr · factor, min_lr), start the cooldown, reset ``wait``.
+    Each parameter group is multiplied by ``factor`` on its own, so groups keep their ratios
+    (until one reaches ``min_lr``); ``learning_rate`` logs the first group's.
 
     PyTorch's ``torch.optim.lr_scheduler.ReduceLROnPlateau`` differs: its threshold is
     *relative* by default and it reduces when the bad epochs *exceed* ``patience``, one epoch
@@ -200,11 +272,14 @@ class ReduceLROnPlateau(Callback):
             self.best, self.wait = current, 0
         elif self.cooldown_counter <= 0:
             self.wait += 1
-            if self.wait >= self.patience and lr > self.min_lr:
-                new_lr = max(lr * self.factor, self.min_lr)
-                set_lr(self.trainer.optimizer, new_lr)
+            groups = self.trainer.optimizer.param_groups
+            if self.wait >= self.patience and any(g["lr"] > self.min_lr for g in groups):
+                for group in groups:  # each group scaled: their ratios stay (down to min_lr)
+                    if group["lr"] > self.min_lr:
+                        group["lr"] = max(group["lr"] * self.factor, self.min_lr)
                 self.cooldown_counter, self.wait = self.cooldown, 0
                 if self.verbose:
+                    new_lr = current_lr(self.trainer.optimizer)
                     print(f"epoch {epoch + 1}: learning rate {lr:.3g} -> {new_lr:.3g}")
 
     def state_dict(self) -> dict[str, Any]:
@@ -217,6 +292,9 @@ class ReduceLROnPlateau(Callback):
 
 class LearningRateScheduler(Callback):
     """Set the lr to ``schedule(epoch, lr)`` at the start of every epoch (0-based epoch).
+
+    ``lr`` is the first parameter group's; the other groups are scaled by the same factor, so
+    they keep their ratios to it (``rescale_lr``).
 
     Args:
         schedule: a function of (epoch, current lr) returning the new lr.
@@ -246,7 +324,7 @@ class LearningRateScheduler(Callback):
             raise ValueError(f"schedule({epoch}, lr) must return a number, got {lr!r}")
         if not (math.isfinite(lr) and lr >= 0):
             raise ValueError(f"schedule({epoch}, lr) must return a finite number >= 0, got {lr}")
-        set_lr(self.trainer.optimizer, float(lr))
+        rescale_lr(self.trainer.optimizer, float(lr))
         if self.verbose:
             print(f"epoch {epoch + 1}: learning rate {lr:.3g}")
 
