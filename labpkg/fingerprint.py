@@ -39,7 +39,9 @@ FIXES = {
     "accumulate_grad_batches": "pass Trainer(accumulate_grad_batches=...) as saved",
     "world_size": "launch as many processes as saved",
     "amp": "pass Trainer(amp=..., amp_dtype=...) as saved",
-    "optimizer": "build the same optimizer class",
+    "optimizer": "build the same optimizer class: another keeps its state under other names "
+    "and cannot load it; or load only the weights: "
+    "model.load_state_dict(labpkg.load_checkpoint(path)['model'])",
 }
 
 

@@ -121,13 +121,8 @@ def _accept(changed: list[Difference], path, strict: bool) -> list[Difference]:
 
 def _check_optimizer(optimizer, saved: dict, path) -> None:
     name, kept = optimizer_name(optimizer), saved["fingerprint"]["run"]["optimizer"]
-    if kept != name:
-        raise ValueError(
-            f"{path} holds the state of a {kept} optimizer; this trainer's is {name}. Its "
-            "state holds other quantities (or the same under other names), so it cannot be "
-            "loaded: resume with the same optimizer class, or load only the weights: "
-            "model.load_state_dict(labpkg.load_checkpoint(path)['model'])"
-        )
+    if kept != name:  # refused even with strict=False: the state cannot be loaded at all
+        raise ValueError(refusal(path, [Difference("optimizer", kept, name)], None))
     groups = saved["optimizer"]["param_groups"]
     own = [len(g["params"]) for g in optimizer.param_groups]
     if [len(g["params"]) for g in groups] != own:
