@@ -153,7 +153,9 @@ def _check_epochs(point: ResumePoint, epochs: int, initial_epoch: int, path) -> 
     """A checkpoint past ``epochs`` is an error: resuming would train nothing and return a
     model trained longer than asked, which a warning in a long log would hide."""
     if point.epoch > epochs or (point.epoch == epochs and point.batch > 0):
-        where = f"epoch {point.epoch + 1}" + (f", mini-batch {point.batch + 1}" * (point.batch > 0))
+        where = f"epoch {point.epoch + 1}"
+        if point.batch > 0:
+            where += f", mini-batch {point.batch + 1}"
         raise ValueError(
             f"{path} continues at {where} (1-based), past fit(epochs={epochs}): it was trained "
             f"further than this fit asks. Pass epochs > {point.epoch} to train on from it, or "

@@ -324,9 +324,9 @@ class Trainer(Evaluator):
 
         Args:
             path: a file written by ``ModelCheckpoint`` or ``save_checkpoint``.
-            strict: False accepts a checkpoint taken under other conditions (optimizer
-                options, accumulation, precision, processes) with a warning; the next ``fit``
-                then continues from the next epoch boundary.
+            strict: False accepts a checkpoint taken under other conditions (accumulation,
+                precision, processes; in the next ``fit``, the loader) with a warning; that
+                ``fit`` then continues from the next epoch boundary. Never another optimizer.
 
         Returns:
             The ``ResumePoint`` ``(epoch, batch)``: the first mini-batch not yet run.
