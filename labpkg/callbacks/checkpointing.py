@@ -122,7 +122,7 @@ class ModelCheckpoint(Callback):
                     return
                 self.best = current
         path = self.filepath.format(epoch=epoch + 1, **logs)
-        # written by the Trainer once every callback has run this hook (see resume.Checkpoints)
+        # written by the Trainer once every callback has run this hook (checkpoint_requests)
         self.trainer.checkpoints.request(
             path,
             weights_only=self.save_weights_only,
