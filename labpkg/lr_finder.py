@@ -13,11 +13,11 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import torch
 from torch.utils.data import DataLoader
 
 from labpkg.callbacks.lr import set_lr
 from labpkg.checkpoint import rng_state, set_rng_state
+from labpkg.reproducibility import data_generators
 
 __all__ = ["LRFinderResult", "lr_find"]
 
@@ -81,7 +81,7 @@ def lr_find(
         An ``LRFinderResult``.
 
     Example:
-        >>> import labpkg
+        >>> import labpkg, torch
         >>> from torch.utils.data import DataLoader, TensorDataset
         >>> model = torch.nn.Conv2d(3, 2, kernel_size=1)  # a "segmentation model" of one layer
         >>> trainer = labpkg.Trainer(model, torch.optim.SGD(model.parameters()), "cross_entropy")
@@ -149,15 +149,10 @@ def _cycle(loader: DataLoader) -> Iterator:
             raise ValueError("the loader yields no mini-batches: give lr_find some data")
 
 
-def _generators(loader: DataLoader) -> list[torch.Generator]:
-    """The loader's own random generators (its shuffle and worker seeds draw from them)."""
-    found = [loader.generator, getattr(loader.sampler, "generator", None)]
-    return list({id(g): g for g in found if g is not None}.values())
-
-
 def _snapshot(trainer, loader: DataLoader) -> dict:
     return {
-        "generators": [(g, g.get_state()) for g in _generators(loader)],
+        # the loader's, its sampler's and its augmentations' (shuffle, worker seeds, flips)
+        "generators": [(g, g.get_state()) for g in data_generators(loader).values()],
         "model": copy.deepcopy(trainer.model.state_dict()),
         "optimizer": copy.deepcopy(trainer.optimizer.state_dict()),
         "scaler": copy.deepcopy(trainer.scaler.state_dict()),

@@ -173,6 +173,8 @@ class RuleOptimizer(torch.optim.Optimizer):
 
     #: True if ``update`` works on sparse gradients (``nn.Embedding(sparse=True)``) as well.
     supports_sparse = False
+    #: the names of the per-weight state this rule keeps (``load_state_dict`` checks them)
+    state_names: tuple[str, ...] = ()
 
     def __init__(self, params: Iterable, **defaults: Any) -> None:
         _check_options(defaults)
@@ -199,6 +201,26 @@ class RuleOptimizer(torch.optim.Optimizer):
                 "or train it with torch.optim.SparseAdam"
             )
 
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """``torch.optim.Optimizer.load_state_dict``, refusing another rule's state.
+
+        torch's optimizers keep their state under other names (``momentum_buffer``,
+        ``exp_avg``): loaded as they are, a labpkg optimizer would not find its own and start
+        afresh (momentum lost) or fail at the first step. Refused before anything changes.
+        """
+        for index, state in state_dict["state"].items():
+            foreign = sorted(set(state) - set(self.state_names))
+            if foreign:
+                name = type(self).__name__
+                raise ValueError(
+                    f"{name}.load_state_dict: the state of parameter {index} holds {foreign}, "
+                    f"which labpkg.optim.{name} does not keep (it keeps "
+                    f"{list(self.state_names)}): it was saved by another optimizer class, such "
+                    f"as torch.optim.{name}. Load a state saved by labpkg.optim.{name}, or "
+                    "start this optimizer afresh"
+                )
+        super().load_state_dict(state_dict)
+
     def update(self, w: torch.Tensor, g: torch.Tensor, state: dict, group: dict) -> None:
         """Change weight ``w`` in place from its gradient ``g``, its ``state`` (kept between
         updates) and its parameter ``group`` (lr and the options)."""
@@ -218,6 +240,7 @@ class SGD(RuleOptimizer):
     """
 
     supports_sparse = True  # plain and momentum steps take a sparse g, as in torch's SGD
+    state_names = ("velocity",)
 
     def __init__(self, params: Iterable, lr: float = 1e-3, momentum: float = 0.0,
                  weight_decay: float = 0.0) -> None:  # fmt: skip
@@ -246,6 +269,8 @@ class RMSprop(RuleOptimizer):
         0.9
     """
 
+    state_names = ("square_avg",)
+
     def __init__(self, params: Iterable, lr: float = 1e-2, alpha: float = 0.99,
                  eps: float = 1e-8, weight_decay: float = 0.0) -> None:  # fmt: skip
         super().__init__(params, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay)
@@ -272,6 +297,7 @@ class Adam(RuleOptimizer):
     """
 
     decoupled = False  # AdamW: True
+    state_names = ("step", "m", "v")
 
     def __init__(
         self,

@@ -7,16 +7,22 @@ DataLoader seeds its workers' three itself, from a base seed it draws from that 
 each epoch (``torch/utils/data/_utils/worker.py``), so augmentations in workers repeat too.
 (Some GPU kernels are not deterministic at all; ``deterministic=True`` asks PyTorch for
 deterministic ones.)
+
+Some generators belong to the data pipeline itself: a loader's ``generator=``, a sampler's
+(``RandomSampler(ds, generator=g)``), an augmentation's (``RandomFlipCrop(generator=g)``).
+``data_generators`` finds them, so a checkpoint or the LR finder can save and put back
+their states too.
 """
 
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["seed_everything"]
+__all__ = ["seed_everything", "data_generators"]
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> torch.Generator:
@@ -45,3 +51,52 @@ def seed_everything(seed: int, deterministic: bool = False) -> torch.Generator:
     torch.manual_seed(seed)  # also seeds every CUDA device
     torch.use_deterministic_algorithms(deterministic)
     return torch.Generator().manual_seed(seed)
+
+
+#: The attributes through which a loader reaches the parts that may own a generator: its
+#: sampler, its dataset (and a Subset's or a wrapper's dataset, a ConcatDataset's datasets)
+#: and a dataset's transforms (a torchvision-style Compose keeps a list in ``transforms``).
+PARTS = ("sampler", "batch_sampler", "dataset", "datasets", "transform", "transforms",
+         "target_transform")  # fmt: skip
+
+
+def data_generators(loader: Any) -> dict[str, torch.Generator]:
+    """Every ``torch.Generator`` that ``loader``, its sampler and its dataset's transforms own.
+
+    Looks at the attributes of the loader and, through ``PARTS``, of its sampler, dataset and
+    transforms. A generator shared by several parts is listed once, where it is met first.
+
+    Args:
+        loader: a DataLoader (or any object with such attributes).
+
+    Returns:
+        The generators by where they sit, e.g. ``{"loader.generator": g,
+        "loader.dataset.transform.generator": g2}``, in a fixed order.
+
+    Example:
+        >>> from torch.utils.data import DataLoader, RandomSampler, TensorDataset
+        >>> data = TensorDataset(torch.arange(4))
+        >>> g = torch.Generator()
+        >>> list(data_generators(DataLoader(data, sampler=RandomSampler(data, generator=g))))
+        ['loader.sampler.generator']
+    """
+    found: dict[str, torch.Generator] = {}
+    _visit(loader, "loader", found, seen=set())
+    return found
+
+
+def _visit(obj: Any, where: str, found: dict, seen: set) -> None:
+    if id(obj) in seen or not hasattr(obj, "__dict__"):
+        return  # visited (a BatchSampler's sampler is the loader's), or a plain value
+    seen.add(id(obj))
+    attributes = vars(obj)
+    for name, value in attributes.items():
+        if isinstance(value, torch.Generator) and all(value is not g for g in found.values()):
+            found[f"{where}.{name}"] = value
+    for name in PARTS:
+        value = attributes.get(name)
+        if isinstance(value, (list, tuple)):
+            for i, item in enumerate(value):
+                _visit(item, f"{where}.{name}[{i}]", found, seen)
+        elif value is not None:
+            _visit(value, f"{where}.{name}", found, seen)

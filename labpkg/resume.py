@@ -1,53 +1,46 @@
-"""Resuming a run exactly: what a training checkpoint holds, and how it is put back.
+"""Resuming a run exactly: what a training checkpoint holds, and how a resumed epoch replays.
 
-A checkpoint is taken after every callback has run its hook (at the end of a mini-batch or of
-an epoch), so it holds the state they all have at that point. Besides model, optimizer,
-scaler and counters it keeps:
+A checkpoint records **where training stands** (``Position``) and everything needed to go on
+from there as if nothing had happened. Besides model, optimizer, scaler and counters it keeps:
 
+- **the conditions of the run** (``labpkg.fingerprint``): data order, accumulation, processes,
+  optimizer class, mixed precision; a resume under other conditions is refused, naming them;
 - **callback state by key** (``Callback.state_key()``), never by list position, so adding a
   callback on resume cannot hand one callback's state to another;
-- **random generators**: now, and (mid-epoch) as they were when the epoch's data order was
-  drawn, so a resumed epoch replays the same order and skips the mini-batches already done;
+- **random generators**: the global ones and those the loader, its sampler and its dataset's
+  transforms own, now and (mid-epoch) as they were when the epoch's data order was drawn, so
+  a resumed epoch replays the same order and augmentations and skips the mini-batches done;
 - **the epoch in progress** (mid-epoch): running loss, metric counts and the gradients of an
   unfinished accumulation group.
 
-``restore`` validates everything first (model keys and shapes, optimizer type and groups,
-callback keys, metric state), then applies: a failing restore changes nothing.
+Putting a checkpoint back is ``labpkg.restore``'s job: it checks everything first, then loads.
 """
 
 from __future__ import annotations
 
 import collections
 import itertools
-import os
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
-import torch
-
-from labpkg import distributed
-from labpkg.checkpoint import (
-    check_model_state,
-    load_checkpoint,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-)
+from labpkg.checkpoint import rng_state, set_rng_state
 from labpkg.evaluation import RunningLoss
+from labpkg.fingerprint import fingerprint
+from labpkg.reproducibility import data_generators
 
 __all__ = [
     "FORMAT",
-    "Checkpoints",
+    "Position",
     "ResumePoint",
     "trainer_state",
-    "restore_trainer",
+    "position_now",
     "epoch_start_state",
+    "set_random_state",
     "continue_epoch",
     "replay_epoch",
 ]
 
-FORMAT = 2
+FORMAT = 3  # 3: the run's fingerprint and the data pipeline's generators
 
 
 class ResumePoint(NamedTuple):
@@ -57,86 +50,84 @@ class ResumePoint(NamedTuple):
     batch: int
 
 
-class Checkpoints:
-    """The checkpoints callbacks ask for, written once every callback has run the hook.
+class Position(NamedTuple):
+    """Where training stands: after mini-batch ``batch`` of ``epoch`` (-1: before its first),
+    or after the whole epoch if ``complete`` (its validation and epoch-end hooks included).
 
-    ``ModelCheckpoint`` calls ``request`` in its ``on_epoch_end`` (or ``on_train_batch_end``);
-    the Trainer calls ``flush`` after *all* callbacks have run that hook, so a checkpoint
-    holds the state of callbacks listed after it too (patience, learning rate), whatever
-    the order. Nothing is written once training has diverged (a non-finite loss or weight):
-    the last good file stays.
+    Example:
+        >>> Position(0, -1, complete=False).next()  # nothing trained yet
+        ResumePoint(epoch=0, batch=0)
+        >>> Position(2, 4, complete=True).next()
+        ResumePoint(epoch=3, batch=0)
     """
 
-    def __init__(self, trainer: Any) -> None:
-        self.trainer = trainer
-        self.pending: list[tuple[str, bool, dict, Callable | None]] = []
-        self._warned = False
+    epoch: int
+    batch: int
+    complete: bool
 
-    def request(
-        self,
-        path: str | os.PathLike,
-        weights_only: bool = False,
-        extra: dict | None = None,
-        on_saved: Callable[[], None] | None = None,
-    ) -> None:
-        """Ask for a checkpoint at ``path`` at the end of the current hook."""
-        self.pending.append((os.fspath(path), weights_only, extra or {}, on_saved))
+    def next(self) -> ResumePoint:
+        """The first mini-batch not yet run."""
+        if self.complete:
+            return ResumePoint(self.epoch + 1, 0)
+        return ResumePoint(self.epoch, self.batch + 1)
 
-    def flush(self, complete: bool) -> None:
-        """Write the requested checkpoints (after a mini-batch, or after an epoch if complete)."""
-        pending, self.pending = self.pending, []
-        if not pending or distributed.rank() != 0:
-            return
-        if not self._healthy():
-            self._warn_diverged([path for path, *_ in pending])
-            return
-        model = self.trainer.model
-        for path, weights_only, extra, on_saved in pending:
-            obj = model.state_dict() if weights_only else {**trainer_state(self.trainer, complete)}
-            save_checkpoint({**obj, **extra} if not weights_only else obj, path)
-            if on_saved is not None:
-                on_saved()
-
-    def _healthy(self) -> bool:
-        state = self.trainer.state
-        if not state.diverged:
-            values = [p.detach().isfinite().all() for p in self.trainer.model.parameters()]
-            values.append(self.trainer.running_loss.sum.isfinite())
-            state.diverged = not bool(torch.stack(values).all())  # one host read per save
-        return not state.diverged
-
-    def _warn_diverged(self, paths: list[str]) -> None:
-        if not self._warned:
-            self._warned = True
-            warnings.warn(
-                f"training diverged (a NaN or infinite loss or weight): not saving {paths}; "
-                "the files written before stay as they were",
-                stacklevel=3,
-            )
+    @property
+    def mid_epoch(self) -> bool:
+        """True if part of the epoch has run (its running sums must be kept)."""
+        return not self.complete and self.batch >= 0
 
 
-def epoch_start_state(loader: Any) -> dict[str, Any]:
-    """The random state that decides an epoch's data order (taken before ``iter(loader)``)."""
-    generator = getattr(loader, "generator", None)
-    return {"rng": rng_state(), "loader_rng": generator.get_state() if generator else None}
+def position_now(trainer: Any) -> Position:
+    """Where ``trainer`` stands, for ``Trainer.save_checkpoint``.
+
+    Before any ``fit``: before epoch 0. After a ``fit``: after its last epoch. After a Ctrl-C
+    (which waits for the end of the mini-batch): after that mini-batch, the epoch unfinished.
+
+    Raises:
+        RuntimeError: during ``fit`` (from a callback): the hook has not run everywhere yet;
+            ask with ``trainer.checkpoints.request(path)``, as ``ModelCheckpoint`` does.
+        ValueError: after a ``fit`` that an exception (or a second Ctrl-C) cut short inside a
+            mini-batch or a hook: no point exists there to continue from exactly.
+    """
+    if trainer._fitting:
+        raise RuntimeError(
+            "save_checkpoint() during fit would save a half-run hook: from a callback, "
+            "call self.trainer.checkpoints.request(path) (or use ModelCheckpoint)"
+        )
+    if trainer.position is None:
+        raise ValueError(
+            "the last fit was interrupted inside a mini-batch or a callback, not between "
+            "mini-batches, so no position exists to continue from exactly; resume from "
+            "the last checkpoint ModelCheckpoint wrote (a single Ctrl-C waits for the end "
+            "of the mini-batch)"
+        )
+    return trainer.position
 
 
-def trainer_state(trainer: Any, complete: bool) -> dict[str, Any]:
-    """A Trainer's full state after the current epoch (``complete``) or mini-batch."""
+COUNTERS = ("global_step", "skipped_updates", "batches_seen", "samples_seen")
+
+
+def trainer_state(trainer: Any, position: Position) -> dict[str, Any]:
+    """A Trainer's full state at ``position``: what a training checkpoint holds."""
     state, model, optimizer = trainer.state, trainer.model, trainer.optimizer
     saved: dict[str, Any] = {
         "format": FORMAT,
-        "position": {"epoch": state.epoch, "batch": state.batch, "complete": complete},
+        "position": position._asdict(),
+        "fingerprint": fingerprint(trainer),
         "counters": {k: getattr(state, k) for k in COUNTERS},
         "stop_training": state.stop_training,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
-        "optimizer_class": type(optimizer).__name__,
         "scaler": trainer.scaler.state_dict(),
         "callbacks": _callback_states(trainer.callbacks),
         **epoch_start_state(trainer.train_loader),  # the random state now
     }
-    if not complete:
+    if position.mid_epoch:
+        if trainer.resume_progress is not None:
+            raise ValueError(
+                "this trainer was restored from a mid-epoch checkpoint and has not continued "
+                "it yet: copy that checkpoint's file instead, or save after fit"
+            )
         saved["epoch_start"] = trainer.epoch_start
         saved["progress"] = {
             "loss_sum": trainer.running_loss.sum.detach().clone(),
@@ -145,9 +136,6 @@ def trainer_state(trainer: Any, complete: bool) -> dict[str, Any]:
             "grads": [p.grad for p in model.parameters()],  # an unfinished group's sum
         }
     return saved
-
-
-COUNTERS = ("global_step", "skipped_updates", "batches_seen", "samples_seen")
 
 
 def _callback_states(callbacks) -> dict[str, dict]:
@@ -176,38 +164,22 @@ def _metric_state(metric: Any) -> dict:
     return metric.state_dict()
 
 
-def restore_trainer(trainer: Any, path: str | os.PathLike) -> ResumePoint:
-    """Validate the checkpoint at ``path`` against ``trainer``, then load all of it."""
-    saved = load_checkpoint(path)
-    _check_training_state(saved, path)
-    check_model_state(trainer.model, saved["model"])
-    _check_optimizer(trainer.optimizer, saved, path)
-    callback_states = _match_callbacks(trainer.callbacks, saved["callbacks"], path)
-    progress = saved.get("progress")
-    if progress is not None and len(progress["metrics"]) != len(trainer.metrics):
-        raise ValueError(
-            f"{path} was taken mid-epoch with {len(progress['metrics'])} metrics; this trainer "
-            f"has {len(trainer.metrics)}: pass the same metrics to resume"
-        )
-    # everything checked: from here on nothing can fail halfway
-    trainer.model.load_state_dict(saved["model"])
-    trainer.optimizer.load_state_dict(saved["optimizer"])
-    trainer.scaler.load_state_dict(saved["scaler"])
-    for key, value in saved["counters"].items():
-        setattr(trainer.state, key, value)
-    trainer.state.stop_training = saved["stop_training"]
-    for callback, state in callback_states:
-        callback.load_state_dict(state)
-    _set_random_state(saved, trainer.train_loader)
-    position = saved["position"]
-    if position["complete"]:
-        trainer.resume_progress = None
-        return ResumePoint(position["epoch"] + 1, 0)
-    now = {"rng": saved["rng"], "loader_rng": saved["loader_rng"]}
-    first = position["batch"] + 1
-    trainer.resume_progress = {**progress, "epoch_start": saved["epoch_start"], "now": now}
-    trainer.resume_progress["first"] = first
-    return ResumePoint(position["epoch"], first)
+def epoch_start_state(loader: Any) -> dict[str, Any]:
+    """The random state now: the global generators and those the data pipeline owns.
+
+    Taken before ``iter(loader)``, it is what decides the epoch's data order.
+    """
+    owned = {} if loader is None else data_generators(loader)
+    return {"rng": rng_state(), "generators": {k: g.get_state() for k, g in owned.items()}}
+
+
+def set_random_state(saved: dict[str, Any], loader: Any) -> None:
+    """Put back what ``epoch_start_state`` took (the generators ``loader`` still owns)."""
+    set_rng_state(saved["rng"])
+    owned = {} if loader is None else data_generators(loader)
+    for where, state in saved["generators"].items():
+        if where in owned:  # all of them unless an inexact resume was accepted
+            owned[where].set_state(state)
 
 
 def continue_epoch(trainer: Any) -> int:
@@ -223,7 +195,7 @@ def continue_epoch(trainer: Any) -> int:
     for param, grad in zip(trainer.model.parameters(), progress["grads"], strict=True):
         param.grad = None if grad is None else grad.to(param.device)
     trainer.epoch_start = progress["epoch_start"]
-    _set_random_state(progress["epoch_start"], trainer.train_loader)
+    set_random_state(progress["epoch_start"], trainer.train_loader)
     return progress["first"]
 
 
@@ -231,62 +203,12 @@ def replay_epoch(trainer: Any, first: int) -> Iterator:
     """The resumed epoch's loader iterator, at mini-batch ``first``.
 
     ``continue_epoch`` put back the random state of the epoch's start, so ``iter`` draws the
-    same order again; the mini-batches that already ran are skipped (read, not trained on),
-    then the random state of the checkpoint itself comes back (dropout, augmentation).
+    same order again; the mini-batches that already ran are skipped (read, not trained on:
+    reading them draws their augmentations, as the interrupted run did), then the random
+    state of the checkpoint itself comes back (dropout, augmentation).
     """
     batches = iter(trainer.train_loader)
     collections.deque(itertools.islice(batches, first), maxlen=0)  # consume `first` batches
     progress, trainer.resume_progress = trainer.resume_progress, None
-    _set_random_state(progress["now"], trainer.train_loader)
+    set_random_state(progress["now"], trainer.train_loader)
     return batches
-
-
-def _check_training_state(saved: dict, path) -> None:
-    if saved.get("format") == FORMAT:
-        return
-    if saved and all(isinstance(v, torch.Tensor) for v in saved.values()):
-        raise ValueError(
-            f"{path} holds model weights only (save_weights_only=True), not a training state: "
-            "load it with model.load_state_dict(labpkg.load_checkpoint(path)); to resume "
-            "training, checkpoint with save_weights_only=False"
-        )
-    raise ValueError(
-        f"{path} is not a labpkg training checkpoint of this version (format "
-        f"{saved.get('format', 1)}, expected {FORMAT}); its weights, if any, are under 'model'"
-    )
-
-
-def _check_optimizer(optimizer, saved: dict, path) -> None:
-    name = type(optimizer).__name__
-    if saved["optimizer_class"] != name:
-        raise ValueError(
-            f"{path} holds the state of a {saved['optimizer_class']} optimizer; this trainer's "
-            f"is {name}. Resume with the same optimizer (or load only the weights: "
-            "model.load_state_dict(labpkg.load_checkpoint(path)['model']))"
-        )
-    groups = saved["optimizer"]["param_groups"]
-    own = [len(g["params"]) for g in optimizer.param_groups]
-    if [len(g["params"]) for g in groups] != own:
-        raise ValueError(
-            f"{path}: the optimizer's parameter groups differ (saved sizes "
-            f"{[len(g['params']) for g in groups]}, here {own})"
-        )
-
-
-def _match_callbacks(callbacks, saved: dict[str, dict], path) -> list[tuple[Any, dict]]:
-    """Pair each callback with its saved state by key; saved state nobody claims is an error."""
-    by_key = {cb.state_key(): cb for cb in callbacks}
-    unclaimed = sorted(saved.keys() - by_key.keys())
-    if unclaimed:
-        raise ValueError(
-            f"{path} holds state for callbacks {unclaimed} that this run does not have "
-            f"(it has {sorted(by_key)}): pass the same callbacks, or set .key to match"
-        )
-    return [(by_key[key], state) for key, state in saved.items()]
-
-
-def _set_random_state(saved: dict, loader) -> None:
-    set_rng_state(saved["rng"])
-    generator = getattr(loader, "generator", None)
-    if generator is not None and saved.get("loader_rng") is not None:
-        generator.set_state(saved["loader_rng"])

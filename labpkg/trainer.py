@@ -16,16 +16,17 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from labpkg import checkpoint, checks, counting, distributed, resume, update
+from labpkg import checkpoint, checks, counting, distributed, restore, resume, update
 from labpkg.callbacks.base import Callback, CallbackList
 from labpkg.callbacks.history import History
 from labpkg.callbacks.loggers import ProgbarLogger
+from labpkg.checkpoint_requests import Checkpoints
 from labpkg.devices import amp_settings, pick_device, resolve_amp
 from labpkg.evaluation import Evaluator, RunningLoss
 from labpkg.interrupts import DeferredInterrupt
 from labpkg.losses import get_loss
 from labpkg.metrics import Metric
-from labpkg.resume import Checkpoints, ResumePoint
+from labpkg.resume import Position, ResumePoint
 from labpkg.state import TrainState
 from labpkg.update import AppliedSteps
 
@@ -120,7 +121,10 @@ class Trainer(Evaluator):
         self.val_loader: DataLoader | None = None
         self.running_loss = RunningLoss.zero(self.device)  # the epoch in progress
         self.epoch_start: dict | None = None  # the random state that drew this epoch's order
-        self.resume_progress: dict | None = None  # set by restore() for a mid-epoch resume
+        self.resume_progress: dict | None = None  # set on resume for a mid-epoch resume
+        self.restored: dict | None = None  # what restore() left for the next fit to continue
+        self.position: Position | None = Position(0, -1, complete=False)  # where training is
+        self._fitting = self._landed = False
         self._input_checks = checks.FirstBatchChecks(loss, *self.metrics, *self.val_metrics)
         self._interrupt = DeferredInterrupt()
         self.applied_steps = AppliedSteps(optimizer)  # a step the GradScaler skips is not one
@@ -137,6 +141,7 @@ class Trainer(Evaluator):
         validation_freq: int = 1,
         verbose: int = 1,
         resume_from: str | None = None,
+        strict_resume: bool = True,
     ) -> History:
         """Train for ``epochs`` epochs and return the ``History`` of epoch logs.
 
@@ -151,7 +156,12 @@ class Trainer(Evaluator):
                 name: its "steps" here are mini-batches, not optimizer updates.
             validation_freq: validate every this many epochs (default 1).
             verbose: 0 silent, 1 a progress bar, 2 one line per epoch.
-            resume_from: a checkpoint written by ``ModelCheckpoint`` to continue from.
+            resume_from: a checkpoint written by ``ModelCheckpoint`` or ``save_checkpoint`` to
+                continue from, exactly where it stands. Without it, a fit after
+                ``restore(path)`` continues from that file.
+            strict_resume: True (default) refuses a resume that cannot be exact (another
+                loader, accumulation, optimizer class, precision: ``labpkg.fingerprint``),
+                naming what changed; False warns and continues from the next epoch boundary.
 
         Returns:
             The ``History`` (also ``trainer.history``). A KeyboardInterrupt ends training
@@ -159,13 +169,15 @@ class Trainer(Evaluator):
         """
         val_loader, start = self._prepare_fit(
             train, epochs, validation_data, callbacks, initial_epoch,
-            steps_per_epoch, validation_freq, verbose, resume_from,
+            steps_per_epoch, validation_freq, verbose, resume_from, strict_resume,
         )  # fmt: skip
         logs: dict[str, float] = {}
+        self._fitting, self._landed = True, False
         try:
             with self._interrupt:  # Ctrl-C waits for the end of the current mini-batch
                 for epoch in range(start.epoch, self.state.epochs):
-                    self._interrupt.check()
+                    if self._interrupt.requested:
+                        self._stop_at(self.position)
                     if self.state.stop_training:  # set by a callback: no further epoch starts
                         break
                     self.state.epoch = epoch
@@ -176,17 +188,24 @@ class Trainer(Evaluator):
                     if val_loader is not None and (epoch + 1) % validation_freq == 0:
                         logs.update(self._validate(val_loader))
                     self.callbacks.on_epoch_end(epoch, logs)  # then: requested checkpoints
+                    self.position = Position(epoch, self.state.batch, complete=True)
         except KeyboardInterrupt:
-            self.state.interrupted = self.state.stop_training = True
+            self.state.interrupted = True
+            self.position = self.position if self._landed else None  # mid-batch: unknown
             warnings.warn("training interrupted: returning the history so far", stacklevel=2)
+        except BaseException:
+            self.position = None  # somewhere inside a mini-batch or a hook
+            raise
         finally:
+            self._fitting = False
+            self.checkpoints.drop()  # asked for by a hook that did not finish
             self._input_checks.restore()
         self.callbacks.on_train_end(logs)
         return self.history
 
     def _prepare_fit(
         self, train, epochs, validation_data, callbacks, initial_epoch,
-        steps_per_epoch, validation_freq, verbose, resume_from,
+        steps_per_epoch, validation_freq, verbose, resume_from, strict_resume,
     ) -> tuple[DataLoader | None, ResumePoint]:  # fmt: skip
         """Check the arguments, shard the data, set up callbacks and state; maybe resume."""
         epochs, initial_epoch, steps_per_epoch, validation_freq = checks.check_fit_args(
@@ -204,11 +223,14 @@ class Trainer(Evaluator):
         state.diverged, self.resume_progress = False, None
         state.batches_per_epoch = steps_per_epoch or len(self.train_loader)
         self.callbacks.on_train_begin()
-        if resume_from is None:
-            return self.val_loader, ResumePoint(initial_epoch, 0)
-        # after on_train_begin, which resets callbacks (patience, best): the restored
-        # state must land on top of that reset, not be wiped by it
-        return self.val_loader, self.restore(resume_from)
+        start = ResumePoint(initial_epoch, 0)
+        if resume_from is not None or self.restored is not None:
+            # after on_train_begin, which resets callbacks (patience, best): the restored
+            # state must land on top of that reset, not be wiped by it
+            start = restore.resume_fit(self, resume_from, strict_resume, epochs, initial_epoch)
+        # a resumed epoch's sums come back when it starts; an interrupt before that is mid-air
+        self.position = Position(start.epoch, -1, False) if start.batch == 0 else None
+        return self.val_loader, start
 
     def _train_one_epoch(self) -> dict[str, float]:
         """One pass over the training loader: the five steps of the training-loop chapter."""
@@ -239,7 +261,8 @@ class Trainer(Evaluator):
             for metric in self.metrics:
                 metric.update(logits.detach(), target)
             self.callbacks.on_train_batch_end(batch, {"loss": self.running_loss.mean()})
-            self._interrupt.check()  # a Ctrl-C during this mini-batch lands here
+            if self._interrupt.requested:  # a Ctrl-C during this mini-batch lands here
+                self._stop_at(Position(state.epoch, batch, complete=False))
             if state.stop_training:
                 break
         if not state.stop_training:  # a stream may run out before steps_per_epoch
@@ -276,20 +299,32 @@ class Trainer(Evaluator):
         step, zero the gradients (``labpkg.update``; no hooks when ``batch`` is None)."""
         update.optimizer_update(self, batch)
 
+    def _stop_at(self, position: Position) -> None:
+        """End ``fit`` for a held Ctrl-C here, at ``position``, a point it can continue from."""
+        self.position, self._landed = position, True
+        self._interrupt.check()  # raises KeyboardInterrupt
+
     # -------------------------------------------------------------------- checkpoints
     def save_checkpoint(self, path: str) -> None:
-        """Write the full training state to the file ``path`` atomically (process 0 only)."""
+        """Write where training stands to the file ``path`` atomically (process 0 only), so
+        that ``fit(..., resume_from=path)`` trains exactly what is left (see
+        ``labpkg.resume.position_now``: before any fit, epoch 0; after a Ctrl-C, the rest of
+        the epoch it stopped in)."""
+        saved = resume.trainer_state(self, resume.position_now(self))
         if distributed.rank() == 0:
-            checkpoint.save_checkpoint(resume.trainer_state(self, complete=True), path)
+            checkpoint.save_checkpoint(saved, path)
 
-    def restore(self, path: str) -> ResumePoint:
-        """Restore model, optimizer, scaler, counters, callbacks and RNG from a checkpoint file.
+    def restore(self, path: str, strict: bool = True) -> ResumePoint:
+        """Load model, optimizer, scaler and counters from a checkpoint file, all checked
+        first; the next ``fit`` continues from it (``labpkg.restore``).
 
-        Everything is checked before anything is loaded, so a failing restore changes
-        nothing. (``labpkg.load_checkpoint(path)`` only *reads* a file and returns its dict.)
+        Args:
+            path: a file written by ``ModelCheckpoint`` or ``save_checkpoint``.
+            strict: False accepts a checkpoint taken under other conditions (accumulation,
+                precision, processes; in the next ``fit``, the loader) with a warning; that
+                ``fit`` then continues from the next epoch boundary. Never another optimizer.
 
         Returns:
-            The ``ResumePoint`` ``(epoch, batch)`` to continue from, the first mini-batch
-            not yet run.
+            The ``ResumePoint`` ``(epoch, batch)``: the first mini-batch not yet run.
         """
-        return resume.restore_trainer(self, path)
+        return restore.restore_trainer(self, path, strict)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import textwrap
+import warnings
 
 import numpy as np
 import pytest
@@ -121,3 +122,63 @@ def test_a_resumed_run_returns_a_history_of_the_epochs_it_trained(tmp_path):
         resume_from=tmp_path / "last.pt",
     )
     assert first.epoch == [0, 1] and rest.epoch == [2, 3]
+
+
+# ------------------------------------------------ a ModelCheckpoint's file is the one it promises
+def test_two_model_checkpoints_on_one_path_are_refused_before_training(tmp_path):
+    best = ModelCheckpoint(str(tmp_path / "c.pt"), monitor="loss", save_best_only=True)
+    last = ModelCheckpoint(str(tmp_path / "c.pt"))
+    best.key = "best"  # what the shared-key error advises
+    trainer = tiny_trainer()
+    with pytest.raises(ValueError, match="two ModelCheckpoints write"):
+        trainer.fit(loader(tiny_data(8)), 2, callbacks=[best, last], verbose=0)
+    assert trainer.state.global_step == 0
+
+
+def test_save_best_only_skips_epochs_that_were_not_validated(tmp_path):
+    best = ModelCheckpoint(str(tmp_path / "{epoch}.pt"), save_best_only=True)
+    data = loader(tiny_data(8))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "val_loss missing" warning either
+        tiny_trainer().fit(data, 4, validation_data=data, validation_freq=2, callbacks=[best],
+                           verbose=0)  # fmt: skip
+    assert {p.name for p in tmp_path.iterdir()} <= {"2.pt", "4.pt"}  # validated epochs only
+    assert labpkg.load_checkpoint(best.best_path)["position"]["epoch"] in (1, 3)
+
+
+def test_a_folder_named_by_the_template_is_made_at_save_time(tmp_path):
+    ckpt = ModelCheckpoint(str(tmp_path / "runs" / "{epoch}" / "ckpt.pt"))
+    tiny_trainer().fit(loader(tiny_data(8)), 2, callbacks=[ckpt], verbose=0)
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["1", "2"]
+
+
+@pytest.mark.parametrize("template", ["{loss:d}.pt", "{}.pt", "{epoch:.2q}.pt", "c{.pt"])
+def test_a_template_that_cannot_be_formatted_fails_before_training(tmp_path, template):
+    trainer = tiny_trainer()
+    ckpt = ModelCheckpoint(str(tmp_path / template), monitor="loss")
+    with pytest.raises(ValueError, match="ModelCheckpoint filepath"):
+        trainer.fit(loader(tiny_data(8)), 2, callbacks=[ckpt], verbose=0)
+    assert trainer.state.global_step == 0
+
+
+# --------------------------------------------------- an optimizer loads only its own rule's state
+@pytest.mark.parametrize("name", ["SGD", "Adam"])
+def test_labpkg_optimizers_refuse_torch_optimizer_state(name):
+    w = torch.nn.Parameter(torch.ones(3))
+    options = {"momentum": 0.9} if name == "SGD" else {}
+    theirs = getattr(torch.optim, name)([w], lr=0.1, **options)
+    w.grad = torch.ones(3)
+    theirs.step()  # momentum_buffer / exp_avg, exp_avg_sq, step
+    ours = getattr(labpkg.optim, name)([w], lr=0.1, **options)
+    with pytest.raises(ValueError, match="does not keep"):
+        ours.load_state_dict(theirs.state_dict())
+    assert not ours.state  # nothing loaded
+
+
+def test_save_checkpoint_from_a_callback_during_fit_is_refused(tmp_path):
+    class SavesItself(labpkg.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            self.trainer.save_checkpoint(str(tmp_path / "c.pt"))
+
+    with pytest.raises(RuntimeError, match="checkpoints.request"):
+        tiny_trainer().fit(loader(tiny_data(8)), 1, callbacks=[SavesItself()], verbose=0)

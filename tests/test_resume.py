@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import loader, tiny_data, tiny_model
+from helpers import loader, tiny_data, tiny_model, tiny_trainer
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -58,31 +58,59 @@ def make_callbacks(order: list[str], folder: Path, trainer, save_freq="epoch") -
     return [made[name]() for name in order]
 
 
-def run(order, folder, accumulate=1, save_freq="epoch", interrupt=None, resume=False):
+class PressCtrlC(labpkg.Callback):
+    """Sends SIGINT during mini-batch ``batch`` of ``epoch``: fit stops at the end of it."""
+
+    def __init__(self, epoch: int, batch: int) -> None:
+        super().__init__()
+        self.at = (epoch, batch)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if (self.trainer.state.epoch, batch) == self.at:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+#: The conditions every run trains under unless a test changes one.
+SAME = {"batch_size": BATCH, "n": N, "shuffle": True, "drop_last": False, "generator": False,
+        "steps_per_epoch": None, "optimizer": torch.optim.SGD, "amp_dtype": None}  # fmt: skip
+
+
+def run(order, folder, accumulate=1, save_freq="epoch", interrupt=None, resume=False,
+        ctrl_c=None, strict=True, **changed):  # fmt: skip
+    c = {**SAME, **changed}
     model = tiny_model(seed=7, batch_norm=True)  # the same model in every run
     # the same data order and dropout in every run from the start; a resumed run starts from
     # another global random state, which the checkpoint must put back
     torch.manual_seed(123 if resume else 0)
     trainer = labpkg.Trainer(
         model,
-        torch.optim.SGD(model.parameters(), lr=0.3, momentum=0.9),
+        c["optimizer"](model.parameters(), lr=0.3, momentum=0.9),
         "cross_entropy",
         metrics=[labpkg.MeanIoU(3)],
         device="cpu",
         accumulate_grad_batches=accumulate,
+        amp=c["amp_dtype"] is not None,
+        amp_dtype=c["amp_dtype"],
     )
     callbacks = make_callbacks(order, folder, trainer, save_freq)
     if interrupt is not None:
         callbacks.append(InterruptAt(*interrupt))
-    data = loader(tiny_data(N), batch_size=BATCH, shuffle=True)
+    if ctrl_c is not None:
+        callbacks.append(PressCtrlC(*ctrl_c))
+    generator = torch.Generator().manual_seed(5) if c["generator"] else None
+    data = loader(tiny_data(c["n"]), batch_size=c["batch_size"], shuffle=c["shuffle"],
+                  drop_last=c["drop_last"], generator=generator)  # fmt: skip
     resume_from = folder / "last.pt" if resume else None
+    options = {} if strict else {"strict_resume": False}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        history = trainer.fit(data, EPOCHS, callbacks=callbacks, verbose=0, resume_from=resume_from)
+        history = trainer.fit(data, EPOCHS, callbacks=callbacks, verbose=0, resume_from=resume_from,
+                              steps_per_epoch=c["steps_per_epoch"], **options)  # fmt: skip
     # an interrupted run says so (EarlyStopping may end a run before its interrupt point)
     said = any("interrupted" in str(w.message) for w in caught)
     assert said == trainer.state.interrupted
-    assert interrupt is not None or not said
+    assert interrupt is not None or ctrl_c is not None or not said
+    trainer.caught = [str(w.message) for w in caught]
     return trainer, callbacks, history
 
 
@@ -209,12 +237,13 @@ def test_csv_append_onto_a_file_with_other_columns_is_refused(tmp_path):
 
 
 # ------------------------------------------------------------------------ callback identity
-def _restored(callbacks, path: Path, epochs: int):
+def _restored(callbacks, path: Path, epochs: int, shuffle: bool = True):
     """Resume with ``callbacks`` but train no further: their state right after the restore."""
     model = tiny_model(seed=7, batch_norm=True)
     opt = torch.optim.SGD(model.parameters(), lr=0.3, momentum=0.9)
     trainer = labpkg.Trainer(model, opt, "cross_entropy", metrics=[labpkg.MeanIoU(3)])
-    trainer.fit(loader(tiny_data(N)), epochs, callbacks=callbacks, verbose=0, resume_from=path)
+    data = loader(tiny_data(N), shuffle=shuffle)  # the loader that wrote `path`
+    trainer.fit(data, epochs, callbacks=callbacks, verbose=0, resume_from=path)
     return callbacks
 
 
@@ -236,7 +265,7 @@ def test_two_checkpoints_get_their_own_state_back_in_any_order(tmp_path):
     trainer.fit(loader(tiny_data(N)), 3, callbacks=[best, last], verbose=0)
     again_last = ModelCheckpoint(str(tmp_path / "last.pt"))
     again_best = ModelCheckpoint(str(tmp_path / "best.pt"), monitor="loss", save_best_only=True)
-    _restored([again_last, again_best], tmp_path / "last.pt", 3)  # listed the other way round
+    _restored([again_last, again_best], tmp_path / "last.pt", 3, shuffle=False)  # reversed
     assert again_best.best == best.best and again_last.best is None
 
 
@@ -341,7 +370,9 @@ def test_a_checkpoint_for_another_optimizer_is_refused_before_anything_changes(t
     trainer = labpkg.Trainer(
         other, labpkg.get_optimizer("adam", other.parameters()), "cross_entropy"
     )
-    with pytest.raises(ValueError, match="SGD optimizer; this trainer's is Adam"):
+    with pytest.raises(
+        ValueError, match="optimizer: 'torch.optim.sgd.SGD' when saved, 'torch.optim.adam.Adam' now"
+    ):
         trainer.fit(loader(tiny_data(8)), verbose=0, resume_from=tmp_path / "c.pt")
     for key, value in other.state_dict().items():
         assert torch.equal(value, before[key]), key  # the model was not overwritten
@@ -361,3 +392,170 @@ def test_a_truncated_checkpoint_is_a_clear_error(tmp_path):
     (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError, match="damaged or was cut short"):
         labpkg.load_checkpoint(tmp_path / "cut.pt")
+
+
+# ------------------------------------------- a resume that cannot be exact is refused, by name
+#: A condition changed between the checkpoint and the resume, and the field the error names.
+CHANGES = {
+    "batch_size": {"batch_size": 8},  # only 8 of 16 samples trained in the resumed epoch
+    "dataset_length": {"n": 24},  # some samples twice, others never
+    "sampler": {"shuffle": False},
+    "drop_last": {"drop_last": True},
+    "batches_per_epoch": {"steps_per_epoch": 4},
+    "accumulate_grad_batches": {"accumulate": 2},  # across a mid-group checkpoint
+    "generators": {"generator": True},
+    "optimizer": {"optimizer": labpkg.optim.SGD},  # torch.optim.SGD's state, the same name
+    "amp": {"amp_dtype": torch.float16},  # off -> float16: no GradScaler state to load
+}
+
+
+@pytest.mark.parametrize("field, change", CHANGES.items(), ids=CHANGES.keys())
+def test_a_mid_epoch_resume_under_changed_conditions_is_refused_naming_the_field(
+    tmp_path, field, change
+):
+    run(["checkpoint"], tmp_path, save_freq=3, interrupt=(2, 4))  # saved in epoch 2, batch 1
+    with pytest.raises(ValueError, match=rf"{field}: .* when saved, .* now"):
+        run(["checkpoint"], tmp_path, resume=True, **change)
+
+
+def test_a_refused_resume_has_overwritten_nothing(tmp_path):
+    run(["checkpoint"], tmp_path, interrupt=(2, 0))
+    model = tiny_model(seed=3, batch_norm=True)  # run's architecture, other weights
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    opt = torch.optim.SGD(model.parameters(), lr=0.3, momentum=0.9)
+    trainer = labpkg.Trainer(model, opt, "cross_entropy", amp=True, amp_dtype=torch.float16)
+    with pytest.raises(ValueError, match="amp: 'off' when saved, 'float16' now"):
+        trainer.restore(tmp_path / "last.pt")  # AMP off -> float16
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert trainer.state.global_step == 0 and not opt.state
+
+
+def test_strict_resume_false_warns_and_continues_at_the_next_epoch_boundary(tmp_path):
+    run(["checkpoint"], tmp_path, save_freq=3, interrupt=(2, 4))  # saved in epoch 2, batch 1
+    trainer, _, history = run(["checkpoint"], tmp_path, resume=True, strict=False, batch_size=8)
+    assert any("batch_size: 4 when saved, 8 now" in m for m in trainer.caught)
+    assert history.epoch == [3]  # the rest of epoch 2 cannot be told apart with batches of 8
+    assert trainer.state.global_step == 2 * 5 + 2 + 3  # epochs 0-1, epoch 2's first 2, then 3
+
+
+def test_the_refusal_names_the_fix_and_the_way_to_accept(tmp_path):
+    run(["checkpoint"], tmp_path, interrupt=(2, 0))
+    with pytest.raises(ValueError) as refused:
+        run(["checkpoint"], tmp_path, resume=True, shuffle=False)
+    message = str(refused.value)
+    assert "pass DataLoader(shuffle=...) or sampler= as saved" in message
+    assert "strict_resume=False" in message
+
+
+# ------------------------------------------ the data pipeline's own random generators come back
+def _augmented_run(folder: Path, interrupt=None, resume=False):
+    model = tiny_model(seed=7)
+    trainer = labpkg.Trainer(model, torch.optim.SGD(model.parameters(), lr=0.3), "cross_entropy")
+    # random draws in generators the loader does not own: the sampler's and the augmentation's
+    data = labpkg.Transformed(tiny_data(N), labpkg.RandomFlipCrop(generator=torch.Generator()))
+    sampler = torch.utils.data.RandomSampler(data, generator=torch.Generator().manual_seed(1))
+    callbacks = [ModelCheckpoint(str(folder / "last.pt"), save_freq=3)]
+    callbacks += [InterruptAt(*interrupt)] if interrupt else []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "interrupted"
+        trainer.fit(loader(data, sampler=sampler), 3, callbacks=callbacks, verbose=0,
+                    resume_from=folder / "last.pt" if resume else None)  # fmt: skip
+    return trainer
+
+
+def test_sampler_and_augmentation_generators_are_saved_so_resume_is_exact(tmp_path):
+    straight = _augmented_run(tmp_path / "straight")
+    _augmented_run(tmp_path / "broken", interrupt=(1, 4))  # saved in epoch 1, batch 0
+    resumed = _augmented_run(tmp_path / "broken", resume=True)
+    for (name, a), b in zip(straight.model.state_dict().items(),
+                            resumed.model.state_dict().values(), strict=True):  # fmt: skip
+        assert torch.equal(a, b), name
+
+
+def test_lr_find_puts_back_the_augmentation_generator(tmp_path):
+    flip = labpkg.RandomFlipCrop(generator=torch.Generator().manual_seed(4))
+    data = loader(labpkg.Transformed(tiny_data(8), flip))
+    before = flip.generator.get_state()
+    labpkg.lr_find(tiny_trainer(), data, num_updates=4)
+    assert torch.equal(flip.generator.get_state(), before)
+
+
+# ------------------------------------------------- a checkpoint records where training stands
+def test_a_checkpoint_saved_before_training_resumes_at_epoch_0(tmp_path):
+    tiny_trainer().save_checkpoint(str(tmp_path / "c.pt"))
+    history = tiny_trainer().fit(loader(tiny_data(8)), 2, verbose=0, resume_from=tmp_path / "c.pt")
+    assert history.epoch == [0, 1]
+
+
+def test_save_checkpoint_after_ctrl_c_continues_the_epoch_exactly(tmp_path):
+    order = ["early", "plateau", "csv"]
+    straight = run(order, tmp_path / "straight")
+    broken, _, partial = run(order, tmp_path / "broken", ctrl_c=(2, 2))
+    assert broken.state.interrupted and partial.epoch == [0, 1]
+    broken.save_checkpoint(tmp_path / "broken" / "last.pt")  # after mini-batch 2 of epoch 2
+    resumed = run(order, tmp_path / "broken", resume=True)
+    assert resumed[2].epoch == [e for e in straight[2].epoch if e >= 2]
+    assert_same_run(straight, resumed, tmp_path / "straight", tmp_path / "broken")
+
+
+def test_save_checkpoint_after_an_interrupt_inside_a_mini_batch_is_refused(tmp_path):
+    broken, _, _ = run(["early"], tmp_path, interrupt=(2, 2))  # raised inside mini-batch 2
+    with pytest.raises(ValueError, match="not between mini-batches"):
+        broken.save_checkpoint(tmp_path / "c.pt")
+    assert not (tmp_path / "c.pt").exists()
+
+
+def test_restore_then_fit_continues_and_never_retrains(tmp_path):
+    first = tiny_trainer()
+    first.fit(loader(tiny_data(8)), 2, verbose=0)
+    first.save_checkpoint(tmp_path / "c.pt")  # after epoch 1
+    trainer = tiny_trainer()
+    assert trainer.restore(tmp_path / "c.pt") == (2, 0)
+    history = trainer.fit(loader(tiny_data(8)), 3, verbose=0)
+    assert history.epoch == [2] and trainer.state.global_step == 3 * 2
+
+
+def test_a_checkpoint_past_epochs_is_refused(tmp_path):
+    ckpt = ModelCheckpoint(str(tmp_path / "last.pt"))
+    tiny_trainer().fit(loader(tiny_data(8)), 3, callbacks=[ckpt], verbose=0)
+    with pytest.raises(ValueError, match=r"past fit\(epochs=2\)"):
+        tiny_trainer().fit(loader(tiny_data(8)), 2, verbose=0, resume_from=tmp_path / "last.pt")
+
+
+def test_ctrl_c_in_on_epoch_end_drops_the_pending_save(tmp_path):
+    class CtrlCAtEpochEnd(labpkg.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt  # after ModelCheckpoint asked for epoch 1's file
+
+    trainer = tiny_trainer()
+    ckpt = ModelCheckpoint(str(tmp_path / "last.pt"))
+    with pytest.warns(UserWarning, match="not saving"):
+        trainer.fit(loader(tiny_data(8)), 3, callbacks=[ckpt, CtrlCAtEpochEnd()], verbose=0)
+    trainer.fit(loader(tiny_data(8)), 1, verbose=0)  # a later fit on the same trainer
+    saved = labpkg.load_checkpoint(tmp_path / "last.pt")["position"]
+    assert saved == {"epoch": 0, "batch": 1, "complete": True}  # epoch 0's, whole
+
+
+# ----------------------------------------------------------- the property, with changed conditions
+KINDS = [(None, {}), *CHANGES.items()]
+
+
+@given(
+    kind=st.sampled_from(KINDS),
+    save_freq=st.sampled_from(["epoch", 3]),
+    interrupt=st.tuples(st.integers(1, EPOCHS - 1), st.integers(0, 4)),
+)
+def test_property_every_changed_resume_is_refused_by_name_or_exact(
+    tmp_path_factory, kind, save_freq, interrupt
+):
+    field, change = kind
+    folder, order = tmp_path_factory.mktemp("case"), ["checkpoint", "plateau", "csv"]
+    straight = run(order, folder / "straight", save_freq=save_freq)
+    run(order, folder / "broken", interrupt=interrupt, save_freq=save_freq)
+    try:
+        resumed = run(order, folder / "broken", resume=True, save_freq=save_freq, **change)
+    except ValueError as refused:
+        assert field is not None and field in str(refused)
+        return
+    assert_same_run(straight, resumed, folder / "straight", folder / "broken")

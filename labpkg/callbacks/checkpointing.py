@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import string
+from pathlib import Path
 from typing import Any
 
 from labpkg import checkpoint
@@ -24,12 +25,18 @@ class ModelCheckpoint(Callback):
 
     Args:
         filepath: a path, optionally a template such as ``"ckpt/{epoch:02d}-{val_loss:.2f}.pt"``
-            (``epoch`` is 1-based; any log key can appear; a key the logs will not hold raises
-            ``KeyError`` before training starts).
+            (``epoch`` is 1-based; any log key can appear, also in folder names, as in
+            ``"runs/{epoch}/ckpt.pt"``; a key the logs will not hold or a format that cannot
+            format a number raises before training starts). Two ModelCheckpoints may not
+            share a filepath: each would overwrite the other's file.
         monitor: log key that decides "best" (default ``"val_loss"``).
         verbose: 1 prints a line per save.
         save_best_only: save only on a strict improvement of ``monitor`` (a tie keeps the
-            earlier file; a NaN never saves; a missing key warns and saves anyway).
+            earlier file; a NaN never saves; a missing key warns and saves anyway). An epoch
+            that was not validated (``fit(validation_freq=k)``) is skipped for a ``val_``
+            monitor: it has no value to compare. (tf.keras 2 skipped every epoch missing the
+            key; Keras 3 warns and saves, which here would make the "best" file hold an
+            epoch nobody scored; Lightning saves at validation ends only.)
         save_weights_only: save ``model.state_dict()`` alone; otherwise the full training state
             (model, optimizer, scaler, counters, callbacks, RNG) so ``fit(resume_from=...)``
             can continue.
@@ -84,8 +91,10 @@ class ModelCheckpoint(Callback):
         return f"ModelCheckpoint({self.filepath})"
 
     def on_train_begin(self, logs: dict | None = None) -> None:
-        checkpoint.check_writable(self.filepath)  # fail now, not after the first epoch
+        # fail now, not after the first epoch; a folder named by a template is made when saved
+        checkpoint.check_writable(_fixed_part(self.filepath) / "checkpoint.pt")
         self._check_template()
+        self._check_own_file()
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         if self.save_freq == "epoch":
@@ -101,6 +110,8 @@ class ModelCheckpoint(Callback):
     def _maybe_save(self, epoch: int, logs: dict) -> None:
         logs = {k: float(v) for k, v in logs.items()}  # batch logs may hold device tensors
         if self.save_best_only:
+            if self._not_validated(logs):
+                return  # validation_freq skipped this epoch: there is nothing to compare
             if self.monitor not in logs:
                 self._warn_missing(logs)
             else:
@@ -111,7 +122,7 @@ class ModelCheckpoint(Callback):
                     return
                 self.best = current
         path = self.filepath.format(epoch=epoch + 1, **logs)
-        # written by the Trainer once every callback has run this hook (see resume.Checkpoints)
+        # written by the Trainer once every callback has run this hook (checkpoint_requests)
         self.trainer.checkpoints.request(
             path,
             weights_only=self.save_weights_only,
@@ -125,17 +136,43 @@ class ModelCheckpoint(Callback):
             value = logs.get(self.monitor, math.nan)
             print(f"epoch {epoch + 1}: saved {path} ({self.monitor}={value:.4f})")
 
+    def _not_validated(self, logs: dict) -> bool:
+        """An epoch-end ``val_`` monitor, validation data, and no ``val_`` key this epoch."""
+        per_epoch = self.save_freq == "epoch" and self.monitor.startswith("val_")
+        validates = getattr(self.trainer, "val_loader", None) is not None
+        return per_epoch and validates and not any(k.startswith("val_") for k in logs)
+
     def _check_template(self) -> None:
-        """Fail before training if the file name asks for a log key that will never exist."""
-        fields = {f.split(".")[0].split("[")[0] for _, f, _, _ in string.Formatter().parse(
-            self.filepath) if f}  # fmt: skip
+        """Fail before training if the file name asks for a log key that will never exist,
+        or formats a value in a way that fails (``{epoch:.2q}``, ``{loss:d}``, ``{}``)."""
+        fields = _template_fields(self.filepath)
         known = _known_log_keys(self.trainer, per_batch=self.save_freq != "epoch")
-        unknown = sorted(fields - {"epoch"} - (known or set()))
+        named = {f for f in fields if f.isidentifier()}  # "{}" and "{0}": the format check
+        unknown = sorted(named - {"epoch"} - (known or set()))
         if unknown and known is not None:
             raise KeyError(
                 f"ModelCheckpoint filepath {self.filepath!r} uses {unknown}, which the logs "
                 f"will not hold; they hold epoch and {sorted(known)}"
             )
+        try:  # as a save would, with a number for every log value
+            self.filepath.format(**{**{f: 0.5 for f in fields}, "epoch": 1})
+        except (ValueError, IndexError, KeyError) as err:
+            raise ValueError(
+                f"ModelCheckpoint filepath {self.filepath!r} cannot be formatted ({err}): "
+                "name each value, e.g. {epoch:02d} (an int) or {val_loss:.3f} (a float)"
+            ) from err
+
+    def _check_own_file(self) -> None:
+        """Two ModelCheckpoints writing one file would overwrite each other's saves."""
+        for other in self.trainer.callbacks:
+            if other is self:
+                return  # only those listed before this one: the pair is reported once
+            if isinstance(other, ModelCheckpoint) and other.filepath == self.filepath:
+                raise ValueError(
+                    f"two ModelCheckpoints write {self.filepath!r}: each would overwrite the "
+                    "other's file (a save_best_only file would end up holding any epoch). "
+                    "Give each its own filepath, e.g. 'best.pt' and 'last.pt'"
+                )
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.best, "batches": self._batches, "best_path": self.best_path}
@@ -143,6 +180,26 @@ class ModelCheckpoint(Callback):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best, self._batches = state["best"], state["batches"]
         self.best_path = state.get("best_path")
+
+
+def _template_fields(template: str) -> set[str]:
+    """The log keys a filepath template names (``{val_loss:.2f}`` names ``val_loss``)."""
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as err:  # a lone "{" or "}"
+        raise ValueError(f"ModelCheckpoint filepath {template!r}: {err}; write {{{{ for a "
+                         "literal brace") from err  # fmt: skip
+    return {f.split(".")[0].split("[")[0] for _, f, _, _ in parsed if f is not None}
+
+
+def _fixed_part(template: str) -> Path:
+    """The folders of ``template`` before the first one that a value names."""
+    fixed = []
+    for part in Path(template).parent.parts:
+        if "{" in part:
+            break
+        fixed.append(part)
+    return Path(*fixed) if fixed else Path(".")
 
 
 def _known_log_keys(trainer: Any, per_batch: bool) -> set[str] | None:
