@@ -129,7 +129,7 @@ def overrides(pairs: list[str], epochs: int | None) -> dict:
         name, text = pair.split("=", 1)
         if name not in types:
             raise SystemExit(f"no Recipe field {name!r}; fields: {sorted(types)}")
-        if types[name] is tuple:
+        if types[name] is tuple or (name == "validation_freq" and "," in text):
             changes[name] = tuple(int(s) for s in text.split(",") if s)
         elif types[name] is bool:
             changes[name] = text.lower() in ("1", "true", "yes")

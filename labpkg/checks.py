@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import numbers
 import operator
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import torch
@@ -222,10 +222,33 @@ def check_fit_args(train, epochs, initial_epoch, steps_per_epoch, validation_fre
             "train yields no batches: the dataset is empty, or drop_last=True with fewer "
             "samples than batch_size"
         )
-    validation_freq = as_int(validation_freq, "validation_freq", 1)
+    validation_freq = check_validation_freq(validation_freq)
     if verbose not in (0, 1, 2):
         raise ValueError(f"verbose must be 0, 1 or 2, got {verbose}")
     return epochs, initial_epoch, steps_per_epoch, validation_freq
+
+
+def check_validation_freq(value: Any) -> int | frozenset[int]:
+    """``validation_freq`` as Keras takes it: every k-th epoch (an int >= 1), or the 1-based
+    epochs after which to validate (a collection, e.g. ``[4, 5, 6]``).
+
+    Example:
+        >>> check_validation_freq(2), sorted(check_validation_freq((4, 6)))
+        (2, [4, 6])
+    """
+    if isinstance(value, Collection) and not isinstance(value, str):
+        epochs = frozenset(as_int(e, "each epoch in validation_freq", 1) for e in value)
+        if not epochs:
+            raise ValueError("validation_freq is empty: leave out validation_data instead")
+        return epochs
+    return as_int(value, "validation_freq", 1)
+
+
+def validates_after(epoch: int, validation_freq: int | frozenset[int]) -> bool:
+    """Is the 0-based ``epoch`` one that ``validation_freq`` (checked) validates after?"""
+    if isinstance(validation_freq, int):
+        return (epoch + 1) % validation_freq == 0
+    return epoch + 1 in validation_freq
 
 
 def check_callbacks(callbacks) -> list:

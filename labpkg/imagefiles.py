@@ -16,7 +16,7 @@ import torch
 
 __all__ = ["MASK_MODES", "read_image", "read_mask"]
 
-#: Pillow modes whose pixels are one number each: bit (0/1), 8-bit grey, palette, 16/32-bit
+#: Pillow modes whose pixels are one number each (bit 0/1, 8-bit grey, palette, 16- or 32-bit)
 MASK_MODES = ("1", "L", "P", "I;16", "I;16B", "I;16L", "I")
 _SIXTEEN_BIT = ("I;16", "I;16B", "I;16L")
 

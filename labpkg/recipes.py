@@ -65,7 +65,8 @@ class Recipe:
             ``pct_start``, default 0.3).
         tta_flips: validate on the mean of the scores of each image and its mirror image
             (test-time augmentation; default False).
-        validation_freq: validate after every this many epochs (default 1).
+        validation_freq: validate after every this many epochs (default 1), or after each
+            1-based epoch of a tuple (``fit``'s ``validation_freq``).
 
     Example:
         >>> quick = Recipe(epochs=2, samples_per_epoch=64)  # frozen: change by making a new one
@@ -95,7 +96,7 @@ class Recipe:
     label_smoothing: float = 0.0
     warmup_share: float = 0.3
     tta_flips: bool = False
-    validation_freq: int = 1
+    validation_freq: int | tuple[int, ...] = 1
 
     def __post_init__(self) -> None:
         # a list from JSON or the command line becomes a tuple: the recipe stays hashable
@@ -296,5 +297,8 @@ def speedrun_records() -> dict:
     text = resources.files("labpkg").joinpath("records", "speedrun.json").read_text()
     records = json.loads(text)
     for row in records["rows"]:
-        row["recipe"]["train_sizes"] = tuple(row["recipe"]["train_sizes"])
+        recipe = row["recipe"]  # JSON has lists where a Recipe holds tuples
+        recipe["train_sizes"] = tuple(recipe["train_sizes"])
+        if isinstance(recipe["validation_freq"], list):
+            recipe["validation_freq"] = tuple(recipe["validation_freq"])
     return records

@@ -70,8 +70,8 @@ def data_generators(loader: Any) -> dict[str, torch.Generator]:
         loader: a DataLoader (or any object with such attributes).
 
     Returns:
-        The generators by where they sit, e.g. ``{"loader.generator": g,
-        "loader.dataset.transform.generator": g2}``, in a fixed order.
+        The generators by where they sit, in a fixed order, e.g.
+        ``{"loader.generator": g, "loader.dataset.transform.generator": g2}``.
 
     Example:
         >>> from torch.utils.data import DataLoader, RandomSampler, TensorDataset

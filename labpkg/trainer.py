@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import itertools
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 
 import torch
 from torch import nn
@@ -138,7 +138,7 @@ class Trainer(Evaluator):
         callbacks: Iterable[Callback] | None = None,
         initial_epoch: int = 0,
         steps_per_epoch: int | None = None,
-        validation_freq: int = 1,
+        validation_freq: int | Collection[int] = 1,
         verbose: int = 1,
         resume_from: str | None = None,
         strict_resume: bool = True,
@@ -154,7 +154,8 @@ class Trainer(Evaluator):
             initial_epoch: epoch to start at (0-based).
             steps_per_epoch: mini-batches per epoch, at most ``len(train)`` (quick runs). Keras's
                 name: its "steps" here are mini-batches, not optimizer updates.
-            validation_freq: validate every this many epochs (default 1).
+            validation_freq: validate after every this many epochs (default 1), or, as in
+                Keras, after each 1-based epoch of a list (``[4, 5, 6]``).
             verbose: 0 silent, 1 a progress bar, 2 one line per epoch.
             resume_from: a checkpoint written by ``ModelCheckpoint`` or ``save_checkpoint`` to
                 continue from, exactly where it stands. Without it, a fit after
@@ -185,7 +186,7 @@ class Trainer(Evaluator):
                     if epoch > start.epoch or start.batch == 0:  # a resumed epoch had begun
                         self.callbacks.on_epoch_begin(epoch)
                     logs = self._train_one_epoch()
-                    if val_loader is not None and (epoch + 1) % validation_freq == 0:
+                    if val_loader is not None and checks.validates_after(epoch, validation_freq):
                         logs.update(self._validate(val_loader))
                     self.callbacks.on_epoch_end(epoch, logs)  # then: requested checkpoints
                     self.position = Position(epoch, self.state.batch, complete=True)

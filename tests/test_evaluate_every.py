@@ -125,3 +125,39 @@ def test_its_records_survive_a_checkpoint_round_trip():
 def test_every_must_be_a_positive_whole_number_of_updates(every):
     with pytest.raises(ValueError, match="every"):
         labpkg.EvaluateEvery(loader(tiny_data(8), 4), every=every)
+
+
+class Noise:
+    """A transform with a generator of its own, as ``RandomFlipCrop(generator=g)`` has."""
+
+    def __init__(self, generator: torch.Generator) -> None:
+        self.generator = generator
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        return image + 0.1 * torch.randn(image.shape, generator=self.generator)
+
+
+class Transformed(Dataset):
+    def __init__(self, data, transform) -> None:
+        self.data, self.transform = data, transform
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i):
+        image, mask = self.data[i]
+        return self.transform(image), mask
+
+
+def test_a_transform_shared_with_the_training_data_draws_as_without_evaluations():
+    def final_weights(with_evaluations: bool) -> list[torch.Tensor]:
+        noise = Noise(torch.Generator().manual_seed(3))  # one transform, both loaders
+        train = DataLoader(Transformed(tiny_data(16), noise), batch_size=4)
+        val = DataLoader(Transformed(tiny_data(8, seed=1), noise), batch_size=4)
+        every = [labpkg.EvaluateEvery(val, every=2)] if with_evaluations else []
+        model = tiny_model()
+        _trainer(model).fit(train, epochs=2, callbacks=every, verbose=0)
+        return [t.detach().clone() for t in model.state_dict().values()]
+
+    for plain, watched in zip(final_weights(False), final_weights(True), strict=True):
+        assert torch.equal(plain, watched)

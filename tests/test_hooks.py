@@ -28,7 +28,7 @@ class Run:
     epochs: int = 2
     accumulate: int = 1
     val_n: int = 4  # 0: no validation
-    validation_freq: int = 1
+    validation_freq: int | tuple[int, ...] = 1  # a tuple: the 1-based epochs, as Keras
     initial_epoch: int = 0
     steps_per_epoch: int | None = None
     stop: tuple[str, int | None, int | None] | None = None  # (hook, epoch, batch)
@@ -63,7 +63,9 @@ def expected_events(run: Run) -> list[Event]:
             emit("batch_end", epoch, b)
             if stopped:
                 break
-        if run.val_n and (epoch + 1) % run.validation_freq == 0:
+        freq = run.validation_freq
+        listed = epoch + 1 in freq if isinstance(freq, tuple) else (epoch + 1) % freq == 0
+        if run.val_n and listed:
             emit("test_begin", epoch)
             for vb in range(val_batches):
                 emit("test_batch_begin", epoch, vb)
@@ -154,6 +156,7 @@ RUNS = {
     "accumulation 2 with a remainder group": Run(n=18, accumulate=2, epochs=2),
     "accumulation 3, epoch of 10 mini-batches": Run(n=40, accumulate=3, epochs=2, val_n=0),
     "validation every 2nd epoch": Run(epochs=4, validation_freq=2, val_n=6),
+    "validation after epochs 1 and 3 only": Run(epochs=4, validation_freq=(1, 3), val_n=6),
     "initial_epoch 2 of 4": Run(epochs=4, initial_epoch=2),
     "steps_per_epoch 2 of 5, accumulation 3": Run(n=20, steps_per_epoch=2, accumulate=3),
     "no validation": Run(val_n=0, epochs=3),

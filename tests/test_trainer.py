@@ -241,6 +241,8 @@ def test_evaluate_and_predict():
         ({"epochs": -1}, "epochs"),
         ({"steps_per_epoch": 99}, "steps_per_epoch"),
         ({"validation_freq": 0}, "validation_freq"),
+        ({"validation_freq": []}, "validation_freq"),
+        ({"validation_freq": [0, 2]}, "validation_freq"),
         ({"verbose": 3}, "verbose"),
         ({"initial_epoch": 5, "epochs": 2}, "initial_epoch"),
     ],

@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader
 from labpkg.callbacks.base import Callback
 from labpkg.checkpoint import rng_state, set_rng_state
 from labpkg.devices import _synchronize
+from labpkg.reproducibility import data_generators
 
 __all__ = ["EvaluateEvery"]
 
@@ -96,14 +97,15 @@ class EvaluateEvery(Callback):
             self._trained += time.perf_counter() - self._since
         modes = {module: module.training for module in trainer.model.modules()}
         generators = rng_state()
-        loader_generator = getattr(self.data, "generator", None)
-        loader_state = None if loader_generator is None else loader_generator.get_state()
+        # the loader's, its sampler's and its transforms' own generators too: a transform
+        # shared with the training data must not drift because of an evaluation
+        owned = [(g, g.get_state()) for g in data_generators(self.data).values()]
         try:
             results = trainer.evaluate(self.data, max_batches=self.max_batches)
         finally:
             set_rng_state(generators)
-            if loader_generator is not None:
-                loader_generator.set_state(loader_state)
+            for generator, state in owned:
+                generator.set_state(state)
             for module, training in modes.items():
                 module.train(training)
         self._record(results)
