@@ -18,6 +18,7 @@ An optimizer of another class is refused either way: its state means something e
 
 from __future__ import annotations
 
+import copy
 import os
 import warnings
 from typing import Any
@@ -186,3 +187,7 @@ def _check_progress(progress: dict, trainer, path) -> None:
             f"{path} was taken mid-epoch with {len(progress['metrics'])} metrics; this trainer "
             f"has {len(trainer.metrics)}: pass the same metrics to resume"
         )
+    for metric, state in zip(trainer.metrics, progress["metrics"], strict=True):
+        # a trial load on a copy: a metric that refuses its state (another num_classes)
+        # refuses it now, before the weights are overwritten, not at the first mini-batch
+        copy.deepcopy(metric).load_state_dict(state)

@@ -163,6 +163,7 @@ class Trainer(Evaluator):
             strict_resume: True (default) refuses a resume that cannot be exact (another
                 loader, accumulation, optimizer class, precision: ``labpkg.fingerprint``),
                 naming what changed; False warns and continues from the next epoch boundary.
+                An optimizer of another class is refused either way: its state cannot load.
 
         Returns:
             The ``History`` (also ``trainer.history``). A KeyboardInterrupt ends training

@@ -430,6 +430,22 @@ def test_a_refused_resume_has_overwritten_nothing(tmp_path):
     assert trainer.state.global_step == 0 and not opt.state
 
 
+def test_a_mid_epoch_metric_of_another_num_classes_is_refused_before_the_weights_load(
+    tmp_path,
+):
+    run(["checkpoint"], tmp_path, save_freq=3, interrupt=(2, 4))  # saved mid-epoch 2
+    model = tiny_model(seed=7, batch_norm=True)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    opt = torch.optim.SGD(model.parameters(), lr=0.3, momentum=0.9)
+    trainer = labpkg.Trainer(model, opt, "cross_entropy", [labpkg.MeanIoU(4)], device="cpu")
+    callbacks = make_callbacks(["checkpoint"], tmp_path, trainer, 3)
+    data = loader(tiny_data(N), batch_size=BATCH, shuffle=True)
+    with pytest.raises(ValueError, match=r"MeanIoU\(num_classes=4\).*num_classes=3"):
+        trainer.fit(data, EPOCHS, callbacks=callbacks, verbose=0, resume_from=tmp_path / "last.pt")
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert trainer.state.global_step == 0
+
+
 def test_strict_resume_false_warns_and_continues_at_the_next_epoch_boundary(tmp_path):
     run(["checkpoint"], tmp_path, save_freq=3, interrupt=(2, 4))  # saved in epoch 2, batch 1
     trainer, _, history = run(["checkpoint"], tmp_path, resume=True, strict=False, batch_size=8)

@@ -124,9 +124,11 @@ class LRSchedulerCallback(Callback):
         if not self._total_checked:
             self._check_total(epoch, batch=0)
 
-    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
         if not self._total_checked:  # a mid-epoch resume has no on_epoch_begin
             self._check_total(self.trainer.state.epoch, batch)
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         # step only when the optimizer really updated (gradient accumulation skips batches)
         if self.interval == "step" and self.trainer.state.global_step > self._steps_seen:
             self._steps_seen = self.trainer.state.global_step
