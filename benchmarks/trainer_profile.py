@@ -134,7 +134,7 @@ def epoch_rows(trainer, loader, fit_options) -> list[tuple[str, float]]:
     def fit_setup():
         user_callbacks = fit_options.get("callbacks", [])
         verbose = fit_options["verbose"]
-        trainer._prepare_fit(loader, 1, None, user_callbacks, 0, None, 1, verbose, None)
+        trainer._prepare_fit(loader, 1, None, user_callbacks, 0, None, 1, verbose, None, True)
         with trainer._interrupt:
             pass
         trainer.callbacks.on_train_end({})
