@@ -75,8 +75,7 @@ class ShapesConfig:
             )
         if self.size < 8:
             raise ValueError(f"size must be >= 8 pixels, got {self.size}")
-        if self.max_objects < 1:
-            raise ValueError(f"max_objects must be >= 1, got {self.max_objects}")
+        as_int(self.max_objects, "max_objects", 1)
         if not 0 < self.min_radius <= self.max_radius < 0.5:
             raise ValueError("need 0 < min_radius <= max_radius < 0.5 (fractions of size)")
 

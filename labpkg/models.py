@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from labpkg.checks import as_int
+
 __all__ = ["UNetConfig", "UNet", "DoubleConv", "Down", "Up", "count_parameters"]
 
 
@@ -43,8 +45,7 @@ class UNetConfig:
 
     def __post_init__(self) -> None:
         for name in ("in_channels", "base_width"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+            as_int(getattr(self, name), name, 1)
         if self.num_classes < 2:
             raise ValueError(f"num_classes must be >= 2 (background + 1), got {self.num_classes}")
         if self.depth < 2:

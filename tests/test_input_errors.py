@@ -197,8 +197,8 @@ def test_a_plateau_scheduler_watching_a_misspelt_key_warns_instead_of_never_step
     [
         (lambda: EarlyStopping(patience=-1), "patience"),
         (lambda: ReduceLROnPlateau(patience=-1), "patience"),
-        (lambda: ReduceLROnPlateau(cooldown=-1), "cooldown must be >= 0"),
-        (lambda: ReduceLROnPlateau(min_lr=-1e-3), "min_lr must be >= 0"),
+        (lambda: ReduceLROnPlateau(cooldown=-1), "cooldown must be an integer >= 0"),
+        (lambda: ReduceLROnPlateau(min_lr=-1e-3), "min_lr must be a finite number >= 0"),
     ],
     ids=["early patience", "plateau patience", "cooldown", "min_lr"],
 )
