@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from labpkg.checks import check_class_target, check_labels, check_mode
+from labpkg.checks import as_int, check_class_target, check_labels, check_mode
 
 __all__ = [
     "confusion_matrix",
@@ -215,8 +215,7 @@ def check_label_ranges(
 def check_metric_setup(mode: str, num_classes: int) -> None:
     """A metric's mode (one label per pixel: not multilabel) and its C >= 2 classes."""
     check_mode(mode, multilabel=False)
-    if num_classes < 2:
-        raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+    as_int(num_classes, "num_classes", 2)
 
 
 def _squeeze_channel(x: torch.Tensor) -> torch.Tensor:

@@ -19,7 +19,6 @@ measurements (``benchmarks/recipe.py --speedrun`` writes them).
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import dataclass, replace
 from importlib import resources
@@ -28,6 +27,7 @@ import torch
 from torch import nn
 
 from labpkg.callbacks import LRSchedulerCallback
+from labpkg.counting import updates_from_batches
 from labpkg.data import ShapesConfig, SyntheticShapes, make_loaders, make_shapes
 from labpkg.losses import DiceCELoss
 from labpkg.metrics import SegmentationMetrics
@@ -260,7 +260,7 @@ def build_recipe(
         return RecipeRun(trainer, train_loader, val_loader, None)
     # OneCycleLR: the lr climbs from peak / 25 for warmup_share of the updates (default 30 %),
     # then falls to peak / 25e4; β₁ (Adam's momentum) goes 0.95 -> 0.85 -> 0.95, against the lr
-    updates = r.epochs * math.ceil(len(train_loader) / r.accumulate_grad_batches)
+    updates = r.epochs * updates_from_batches(len(train_loader), r.accumulate_grad_batches)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, r.peak_lr, total_steps=updates, pct_start=r.warmup_share
     )

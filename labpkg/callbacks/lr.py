@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +16,7 @@ import torch
 from labpkg.callbacks.base import Callback
 from labpkg.callbacks.monitor import MissingKeyWarner, MonitorMode, is_improvement, resolve_mode
 from labpkg.checks import as_int, check_lr
+from labpkg.counting import updates_from_batches
 
 __all__ = [
     "LRSchedulerCallback",
@@ -147,7 +147,7 @@ class LRSchedulerCallback(Callback):
         per_epoch = 1  # interval="epoch"
         needed = epochs_left
         if self.interval == "step":  # updates: groups of accumulate_grad_batches mini-batches
-            per_epoch = math.ceil(state.batches_per_epoch / self.trainer.accumulate)
+            per_epoch = updates_from_batches(state.batches_per_epoch, self.trainer.accumulate)
             needed = per_epoch * epochs_left - batch // self.trainer.accumulate
         left = total - self.scheduler.last_epoch  # steps it can still take
         if needed > left:
