@@ -33,6 +33,8 @@ __all__ = [
     "FirstBatchChecks",
 ]
 
+#: the members of ``labpkg.metrics.Metric`` that every ``fit`` calls (the others are asked
+#: for where they are used: a mid-epoch checkpoint, ``mode="auto"``, a file name template)
 METRIC_METHODS = ("reset", "update", "results", "sync")
 
 #: How scores become labels: softmax over the C classes ("multiclass"), a sigmoid of one
@@ -209,7 +211,7 @@ def check_trainer_args(
         missing = [m for m in METRIC_METHODS if not callable(getattr(metric, m, None))]
         if missing:
             raise TypeError(
-                f"metrics must follow labpkg.metrics.Metric ({', '.join(METRIC_METHODS)}); "
+                f"metrics must have labpkg.metrics.Metric's {', '.join(METRIC_METHODS)}; "
                 f"{type(metric).__name__} lacks {', '.join(missing)}"
             )
     if grad_clip_norm is not None and not (math.isfinite(grad_clip_norm) and grad_clip_norm > 0):
