@@ -172,5 +172,6 @@ class TerminateOnNaN(Callback):
         if self.raise_error:
             raise RuntimeError(message)
         print(message)
-        # diverged: no checkpoint of this epoch is written, and it cannot count as best
-        self.trainer.state.diverged = self.trainer.state.stop_training = True
+        # the epoch then ends, and the loop finds it diverged (checks.is_finite): no
+        # checkpoint of it is written, and it cannot count as best
+        self.trainer.state.stop_training = True
