@@ -30,6 +30,7 @@ from labpkg.confusion import (
 
 __all__ = [
     "Metric",
+    "declared_log_keys",
     "ConfusionMetric",
     "PixelAccuracy",
     "MeanIoU",
@@ -68,6 +69,12 @@ class Metric(Protocol):
     def log_keys(self) -> list[str]: ...
     def state_dict(self) -> dict: ...
     def load_state_dict(self, state: dict) -> None: ...
+
+
+def declared_log_keys(metric: object) -> list[str] | None:
+    """The keys ``metric`` says its ``results()`` will hold (``log_keys()``); None if it does
+    not say (a metric of the user's written with the four methods every fit calls)."""
+    return metric.log_keys() if hasattr(metric, "log_keys") else None
 
 
 class ConfusionMetric:

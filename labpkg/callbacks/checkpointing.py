@@ -17,6 +17,7 @@ from labpkg.callbacks.monitor import (
     resolve_mode,
 )
 from labpkg.checks import as_int
+from labpkg.metrics import declared_log_keys
 
 __all__ = ["ModelCheckpoint"]
 
@@ -212,9 +213,10 @@ def _known_log_keys(trainer: Any, per_batch: bool) -> set[str] | None:
         return {"loss"}  # mini-batch logs hold the running loss
     keys = {"loss"}
     for metric in trainer.metrics:
-        if not hasattr(metric, "log_keys"):
+        declared = declared_log_keys(metric)
+        if declared is None:
             return None
-        keys |= set(metric.log_keys())
+        keys |= set(declared)
     if getattr(trainer, "val_loader", None) is not None:
         keys |= {f"val_{k}" for k in keys}  # validation logs the loss and the metrics again
     for callback in trainer.callbacks:

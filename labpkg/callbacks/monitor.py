@@ -7,6 +7,8 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
+from labpkg.metrics import declared_log_keys
+
 __all__ = [
     "resolve_mode",
     "MonitorMode",
@@ -40,7 +42,7 @@ def resolve_mode(monitor: str, mode: str, metrics: Sequence | None = None) -> st
         return "auto"
     logged = []
     for metric in metrics:
-        keys = metric.log_keys() if hasattr(metric, "log_keys") else []
+        keys = declared_log_keys(metric) or []
         if name in keys:
             return "max" if metric.higher_is_better else "min"
         logged += keys
