@@ -10,9 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import torch
-from torch import nn
 
-from labpkg.models import UNet, UNetConfig
+from labpkg.models import UNet, UNetConfig, count_parameters
 
 __all__ = ["LayerShape", "input_reach", "layer_shapes", "receptive_field"]
 
@@ -81,7 +80,7 @@ def layer_shapes(model: UNet, image_size: int = 64, batch: int = 1) -> list[Laye
             hook.remove()
         model.train(was_training)
     return [
-        LayerShape(name, part, level, shapes[name], _count(module))
+        LayerShape(name, part, level, shapes[name], count_parameters(module))
         for name, module, part, level in blocks
     ]
 
@@ -134,7 +133,3 @@ def input_reach(config: UNetConfig, image_size: int) -> list[tuple[int, int]]:
         images[columns, 0, middle, columns] = 1.0  # image k: pixel (middle, k) set
         felt = net(images)[:, 0, middle, :] > 0  # (input column k, output column c)
     return [(int(k.min()), int(k.max())) for k in (felt[:, c].nonzero() for c in columns)]
-
-
-def _count(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters() if p.requires_grad)

@@ -29,7 +29,6 @@ __all__ = [
     "rng_state",
     "set_rng_state",
     "check_model_state",
-    "load_model_state",
 ]
 
 
@@ -158,12 +157,6 @@ def check_model_state(model: torch.nn.Module, state: dict[str, torch.Tensor]) ->
     shapes = [k for k, v in own.items() if v.shape != state[k].shape]
     if shapes:
         raise ValueError(f"checkpoint is from a different model: shapes differ for {shapes[:5]}")
-
-
-def load_model_state(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
-    """``model.load_state_dict(state)`` with an error that names the keys that differ."""
-    check_model_state(model, state)
-    model.load_state_dict(state)
 
 
 def rng_state() -> dict[str, Any]:

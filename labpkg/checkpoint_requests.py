@@ -13,10 +13,9 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-import torch
-
 from labpkg import distributed
 from labpkg.checkpoint import save_checkpoint
+from labpkg.checks import is_finite
 from labpkg.resume import Position, trainer_state
 
 __all__ = ["Checkpoints"]
@@ -83,9 +82,7 @@ class Checkpoints:
     def _healthy(self) -> bool:
         state = self.trainer.state
         if not state.diverged:
-            values = [p.detach().isfinite().all() for p in self.trainer.model.parameters()]
-            values.append(self.trainer.running_loss.sum.isfinite())
-            state.diverged = not bool(torch.stack(values).all())  # one host read per save
+            state.diverged = not is_finite(self.trainer.running_loss.sum, self.trainer.model)
         return not state.diverged
 
     def _warn_diverged(self, paths: list[str]) -> None:

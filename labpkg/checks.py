@@ -27,10 +27,27 @@ __all__ = [
     "as_target",
     "as_int",
     "as_max_batches",
+    "check_lr",
+    "MODES",
+    "check_mode",
     "FirstBatchChecks",
 ]
 
+#: the members of ``labpkg.metrics.Metric`` that every ``fit`` calls (the others are asked
+#: for where they are used: a mid-epoch checkpoint, ``mode="auto"``, a file name template)
 METRIC_METHODS = ("reset", "update", "results", "sync")
+
+#: How scores become labels: softmax over the C classes ("multiclass"), a sigmoid of one
+#: channel ("binary"), or a sigmoid per channel, each its own yes/no ("multilabel").
+MODES = ("multiclass", "binary", "multilabel")
+
+
+def check_mode(mode: str, multilabel: bool = True) -> None:
+    """Raise unless ``mode`` is one of ``MODES`` (the metrics, one label per pixel, take the
+    first two only: ``multilabel=False``)."""
+    allowed = MODES if multilabel else MODES[:2]
+    if mode not in allowed:
+        raise ValueError(f"mode must be one of {allowed}, got {mode!r}")
 
 
 def check_class_target(target: torch.Tensor) -> None:
@@ -109,6 +126,24 @@ def as_int(value: Any, name: str, minimum: int) -> int:
     return number
 
 
+def check_lr(lr: Any, name: str = "lr") -> float:
+    """``lr`` as a float: a finite number >= 0, as ``torch.optim`` takes it (0 is allowed: a
+    schedule may start or end there), with NaN and inf refused as well.
+
+    Example:
+        >>> check_lr(0.0)
+        0.0
+        >>> check_lr(-0.1)
+        Traceback (most recent call last):
+        ...
+        ValueError: lr must be a finite number >= 0, got -0.1
+    """
+    number = isinstance(lr, numbers.Real) and not isinstance(lr, bool)
+    if not (number and math.isfinite(lr) and lr >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0, got {lr!r}")
+    return float(lr)  # a NumPy number would not load from a weights-only checkpoint
+
+
 def as_max_batches(max_batches: Any) -> int | None:
     """``max_batches`` as an int >= 1, or None (all): a pass over no batch has no result."""
     return None if max_batches is None else as_int(max_batches, "max_batches", 1)
@@ -176,7 +211,7 @@ def check_trainer_args(
         missing = [m for m in METRIC_METHODS if not callable(getattr(metric, m, None))]
         if missing:
             raise TypeError(
-                f"metrics must follow labpkg.metrics.Metric ({', '.join(METRIC_METHODS)}); "
+                f"metrics must have labpkg.metrics.Metric's {', '.join(METRIC_METHODS)}; "
                 f"{type(metric).__name__} lacks {', '.join(missing)}"
             )
     if grad_clip_norm is not None and not (math.isfinite(grad_clip_norm) and grad_clip_norm > 0):
@@ -196,9 +231,7 @@ def _check_optimizer_of(model: nn.Module, optimizer: torch.optim.Optimizer) -> N
     for group in optimizer.param_groups:
         lr = group.get("lr")
         if isinstance(lr, numbers.Real):  # a float, or a NumPy number such as np.float32
-            if not (math.isfinite(lr) and lr >= 0):
-                raise ValueError(f"the optimizer's learning rate must be finite and >= 0, got {lr}")
-            group["lr"] = float(lr)  # a NumPy number would not load from a weights-only checkpoint
+            group["lr"] = check_lr(lr, "the optimizer's learning rate")
 
 
 def check_fit_args(train, epochs, initial_epoch, steps_per_epoch, validation_freq, verbose):
@@ -311,7 +344,12 @@ def check_loss_value(loss: Any) -> None:
         )
 
 
-def is_finite(loss: float, model: nn.Module) -> bool:
-    """True if the epoch loss and every weight are finite (one host read for all weights)."""
+def is_finite(loss: float | torch.Tensor, model: nn.Module) -> bool:
+    """True if the loss (a float, or a tensor on the weights' device) and every weight are
+    finite: one host read for all of them. "Diverged" means this is False."""
     finite = [p.detach().isfinite().all() for p in model.parameters()]
-    return math.isfinite(loss) and bool(torch.stack(finite).all())
+    if isinstance(loss, torch.Tensor):
+        finite.append(loss.detach().isfinite().all())
+    elif not math.isfinite(loss):
+        return False
+    return bool(torch.stack(finite).all())

@@ -1,6 +1,7 @@
 """Command line: ``python -m labpkg train --epochs 5 --batch-size 32``.
 
-Trains the U-Net on synthetic shapes, prints the iteration accounting first (the book's
+Trains the U-Net on synthetic shapes as the ``labpkg.Recipe`` the options describe
+(``recipe_of``; ``build_recipe`` builds it), prints the iteration accounting first (the book's
 arithmetic for this run), then writes into ``--out``: ``best.pt`` (the epoch with the best
 validation mean IoU), ``last.pt`` (the last finished epoch) and ``history.png``.
 
@@ -13,23 +14,19 @@ there. Every argument is checked before training starts.
 from __future__ import annotations
 
 import argparse
-import math
 import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
-
 from labpkg import counting, distributed
 from labpkg.callbacks import ModelCheckpoint
-from labpkg.data import ShapesConfig, SyntheticShapes, make_loaders
+from labpkg.checks import as_int, check_lr
 from labpkg.devices import describe_device, pick_device
 from labpkg.interrupts import TerminateAsInterrupt
-from labpkg.metrics import SegmentationMetrics
-from labpkg.models import UNet, UNetConfig, count_parameters
-from labpkg.optim import OPTIMIZERS, get_optimizer
-from labpkg.trainer import Trainer
+from labpkg.models import count_parameters
+from labpkg.optim import OPTIMIZERS
+from labpkg.recipes import Recipe, build_recipe
 
 __all__ = ["main", "build_parser"]
 
@@ -50,17 +47,19 @@ them; continue with --resume OUT/last.pt and the same options (--epochs counts t
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
+    """An argparse type: ``as_int``'s rule, said in argparse's way ("--epochs: must be ...")."""
+    try:
+        return as_int(int(text), "value", 1)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}") from err
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {value}")
-    return value
+def _lr(text: str) -> float:
+    """An argparse type: ``check_lr``'s rule (0 too, as torch.optim allows), argparse's way."""
+    try:
+        return check_lr(float(text))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}") from err
 
 
 def _seed(text: str) -> int:
@@ -98,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--image-size", type=_positive_int, default=64)
     train.add_argument("--difficulty", choices=["easy", "medium", "hard"], default="medium")
     train.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam")
-    train.add_argument("--lr", type=_positive_float, default=3e-3)
+    train.add_argument("--lr", type=_lr, default=3e-3)
     train.add_argument("--base-width", type=_positive_int, default=16)
     train.add_argument("--accumulate", type=_positive_int, default=1)
     train.add_argument("--drop-last", action="store_true")
@@ -191,27 +190,17 @@ def accounting(args: argparse.Namespace, world: int = 1) -> str:
     )
 
 
-def build(args: argparse.Namespace, device: torch.device):
-    """The data, model and Trainer the options describe: (trainer, train_loader, val_loader)."""
-    torch.manual_seed(args.seed)
-    shapes = ShapesConfig.preset(args.difficulty, size=args.image_size)
-    train_ds = SyntheticShapes(args.samples, shapes, seed=args.seed)
-    val_ds = SyntheticShapes(args.val_samples, shapes, seed=args.seed + 10_000)
-    train_loader, val_loader = make_loaders(
-        train_ds, val_ds, args.batch_size, device, drop_last=args.drop_last
-    )
-    model = UNet(UNetConfig(num_classes=shapes.num_classes, base_width=args.base_width))
-    trainer = Trainer(
-        model,
-        get_optimizer(args.optimizer, model.parameters(), lr=args.lr),
-        torch.nn.CrossEntropyLoss(),
-        metrics=[SegmentationMetrics(shapes.num_classes)],
-        device=device,
-        amp=args.amp,
-        accumulate_grad_batches=args.accumulate,
-        channels_last=args.channels_last,
-    )
-    return trainer, train_loader, val_loader
+def recipe_of(args: argparse.Namespace) -> Recipe:
+    """The ``Recipe`` the options describe. Unlike ``Recipe()``'s defaults, the command line
+    trains at a constant ``--lr`` without weight decay, on the same scenes every epoch, with
+    mixed precision and channels_last only if asked."""
+    return Recipe(
+        difficulty=args.difficulty, image_size=args.image_size, samples_per_epoch=args.samples,
+        val_samples=args.val_samples, base_width=args.base_width, batch_size=args.batch_size,
+        optimizer=args.optimizer, peak_lr=args.lr, weight_decay=0.0, decay_norm_and_bias=True,
+        epochs=args.epochs, amp=args.amp, channels_last=args.channels_last, fresh_data=False,
+        accumulate_grad_batches=args.accumulate, drop_last=args.drop_last, schedule="constant",
+    )  # fmt: skip
 
 
 def checkpoints(out: Path) -> tuple[ModelCheckpoint, ModelCheckpoint]:
@@ -228,14 +217,15 @@ def train(args: argparse.Namespace) -> int:
     """Train as the checked ``args`` say, write the outputs; returns the exit status."""
     # under torchrun every process trains on its share; --batch-size is per process
     device = distributed.init_from_env(device=args.device) or pick_device(args.device)
-    trainer, train_loader, val_loader = build(args, device)
+    run = build_recipe(recipe_of(args), seed=args.seed, device=device)
+    trainer = run.trainer
     if distributed.rank() == 0:
         print(accounting(args, distributed.world_size()))
         print(f"device                {describe_device(device)}")
         print(f"model parameters      {count_parameters(trainer.model):,}")
     best, last = checkpoints(args.out)
     history = trainer.fit(
-        train_loader, args.epochs, val_loader, callbacks=[best, last], verbose=args.verbose,
+        run.train_loader, args.epochs, run.val_loader, callbacks=[best, last], verbose=args.verbose,
         resume_from=None if args.resume is None else str(args.resume),
     )  # fmt: skip
     if distributed.rank() == 0:

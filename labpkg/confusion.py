@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import torch
 
-from labpkg.checks import check_class_target, check_labels
+from labpkg.checks import as_int, check_class_target, check_labels, check_mode
 
 __all__ = [
-    "MODES",
     "confusion_matrix",
     "pair_counts",
     "host_reads_are_free",
@@ -26,8 +25,6 @@ __all__ = [
     "dice_from_confusion",
     "pixel_accuracy_from_confusion",
 ]
-
-MODES = ("multiclass", "binary")
 
 
 def confusion_matrix(
@@ -176,7 +173,7 @@ def scatter_count(index: torch.Tensor, minlength: int) -> torch.Tensor:
 
 def to_labels(preds, target, num_classes, mode="multiclass", threshold=0.5):
     """Predicted and true labels of one shape (N, H, W), int64, from scores or labels."""
-    check_mode(mode, num_classes)
+    check_metric_setup(mode, num_classes)
     if mode == "multiclass":
         check_class_target(target)
     elif target.is_floating_point():
@@ -215,11 +212,10 @@ def check_label_ranges(
         check_labels(labels, num_classes, None, name="preds")
 
 
-def check_mode(mode: str, num_classes: int) -> None:
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    if num_classes < 2:
-        raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+def check_metric_setup(mode: str, num_classes: int) -> None:
+    """A metric's mode (one label per pixel: not multilabel) and its C >= 2 classes."""
+    check_mode(mode, multilabel=False)
+    as_int(num_classes, "num_classes", 2)
 
 
 def _squeeze_channel(x: torch.Tensor) -> torch.Tensor:

@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import math
 
+from labpkg.checks import as_int
+
 __all__ = [
     "samples_per_rank",
     "batches_per_epoch",
     "updates_per_epoch",
+    "updates_from_batches",
     "total_updates",
     "effective_batch_size",
     "ends_update",
@@ -36,8 +39,8 @@ def samples_per_rank(n: int, world_size: int = 1, drop_last: bool = False) -> in
         >>> samples_per_rank(10, world_size=4), samples_per_rank(10, 4, drop_last=True)
         (3, 2)
     """
-    _check(n=n, minimum=0)
-    _check(world_size=world_size)
+    as_int(n, "n", 0)
+    as_int(world_size, "world_size", 1)
     if world_size == 1:
         return n
     return n // world_size if drop_last else math.ceil(n / world_size)
@@ -61,7 +64,7 @@ def batches_per_epoch(n: int, batch_size: int, drop_last: bool = False, world_si
         >>> batches_per_epoch(1001, 100), batches_per_epoch(1001, 100, drop_last=True)
         (11, 10)
     """
-    _check(batch_size=batch_size)
+    as_int(batch_size, "batch_size", 1)
     per_rank = samples_per_rank(n, world_size, drop_last)
     return per_rank // batch_size if drop_last else math.ceil(per_rank / batch_size)
 
@@ -82,8 +85,18 @@ def updates_per_epoch(
         >>> updates_per_epoch(40, 4, accumulate=3)  # 10 mini-batches: groups of 3, 3, 3, 1
         4
     """
-    _check(accumulate=accumulate)
-    return math.ceil(batches_per_epoch(n, batch_size, drop_last, world_size) / accumulate)
+    return updates_from_batches(batches_per_epoch(n, batch_size, drop_last, world_size), accumulate)
+
+
+def updates_from_batches(batches: int, accumulate: int = 1) -> int:
+    """Optimizer updates in ``batches`` mini-batches: ceil(batches / accumulate).
+
+    Example:
+        >>> updates_from_batches(10, accumulate=3)  # groups of 3, 3, 3, 1
+        4
+    """
+    as_int(accumulate, "accumulate", 1)
+    return math.ceil(batches / accumulate)
 
 
 def total_updates(
@@ -104,7 +117,7 @@ def total_updates(
         >>> total_updates(40, 4, epochs=2, accumulate=3)
         8
     """
-    _check(epochs=epochs, minimum=0)
+    as_int(epochs, "epochs", 0)
     return updates_per_epoch(n, batch_size, accumulate, drop_last, world_size) * epochs
 
 
@@ -115,9 +128,9 @@ def effective_batch_size(batch_size: int, accumulate: int = 1, world_size: int =
         >>> effective_batch_size(32, accumulate=4, world_size=2)
         256
     """
-    _check(batch_size=batch_size)
-    _check(accumulate=accumulate)
-    _check(world_size=world_size)
+    as_int(batch_size, "batch_size", 1)
+    as_int(accumulate, "accumulate", 1)
+    as_int(world_size, "world_size", 1)
     return batch_size * accumulate * world_size
 
 
@@ -142,9 +155,3 @@ def group_size(batch: int, accumulate: int, batches: int) -> int:
     """
     start = batch - batch % accumulate
     return min(accumulate, batches - start)
-
-
-def _check(minimum: int = 1, **value: int) -> None:
-    ((name, v),) = value.items()
-    if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {v!r}")

@@ -73,10 +73,8 @@ class ShapesConfig:
             raise ValueError(
                 f"num_classes must be in 2..{len(CLASS_NAMES)}, got {self.num_classes}"
             )
-        if self.size < 8:
-            raise ValueError(f"size must be >= 8 pixels, got {self.size}")
-        if self.max_objects < 1:
-            raise ValueError(f"max_objects must be >= 1, got {self.max_objects}")
+        as_int(self.size, "size (pixels)", 8)
+        as_int(self.max_objects, "max_objects", 1)
         if not 0 < self.min_radius <= self.max_radius < 0.5:
             raise ValueError("need 0 < min_radius <= max_radius < 0.5 (fractions of size)")
 
@@ -97,8 +95,7 @@ def make_shapes(n: int, config: ShapesConfig | None = None, seed: int = 0):
         >>> tuple(images.shape), tuple(masks.shape), masks.dtype
         ((2, 3, 32, 32), (2, 32, 32), torch.int64)
     """
-    if n < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
+    as_int(n, "n", 0)
     config = config or ShapesConfig()
     images, masks = [], []
     for start in range(0, n, _CHUNK):

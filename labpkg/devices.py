@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 import torch
 
+from labpkg.checks import as_int
+
 __all__ = [
     "pick_device",
     "describe_device",
@@ -249,8 +251,7 @@ def time_call(fn: Callable[[], object], device: torch.device, repeats: int = 5) 
         >>> time_call(lambda: sum(range(10)), torch.device("cpu"), repeats=3) >= 0
         True
     """
-    if repeats < 1:
-        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    repeats = as_int(repeats, "repeats", 1)
     fn()
     times = []
     for _ in range(repeats):

@@ -12,11 +12,36 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from labpkg.checks import check_class_target, check_labels
+from labpkg.checks import check_class_target, check_labels, check_mode
 
-__all__ = ["cross_entropy", "overlap_loss", "check_class_weights", "LOSS_MODES"]
+__all__ = ["cross_entropy", "overlap_loss", "check_class_weights", "check_loss_options"]
 
-LOSS_MODES = ("multiclass", "binary", "multilabel")
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def check_loss_options(
+    mode: str = "multiclass",
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    smooth: float = 1.0,
+    eps: float = 1e-7,
+) -> None:
+    """Raise for a loss option out of range; the loss modules call it when built (before
+    training), the functions here when called. Each default is a valid value.
+
+    Example:
+        >>> check_loss_options(reduction="avg")
+        Traceback (most recent call last):
+        ...
+        ValueError: reduction must be 'mean', 'sum' or 'none', got 'avg'
+    """
+    check_mode(mode)
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    if not 0 <= label_smoothing < 1:
+        raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+    if smooth < 0 or eps <= 0:
+        raise ValueError(f"need smooth >= 0 and eps > 0, got smooth={smooth}, eps={eps}")
 
 
 def cross_entropy(
@@ -49,8 +74,7 @@ def cross_entropy(
         >>> round(cross_entropy(logits, torch.zeros(1, 1, 1, dtype=torch.long)).item(), 4)
         0.6931
     """
-    if reduction not in ("mean", "sum", "none"):
-        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    check_loss_options(reduction=reduction, label_smoothing=label_smoothing)
     _check_multiclass(logits, target, ignore_index, validate_args)
     if weight is not None:
         weight = _class_weights(weight, logits.shape[1], logits, "weight")
@@ -122,6 +146,7 @@ def overlap_loss(
     """
     if kind not in ("dice", "jaccard"):
         raise ValueError(f"kind must be 'dice' or 'jaccard', got {kind!r}")
+    check_loss_options(mode=mode, smooth=smooth, eps=eps)
     probs, onehot, bad = _probs_and_onehot(
         logits, target, mode, from_logits, ignore_index, validate_args
     )
@@ -154,8 +179,6 @@ def _probs_and_onehot(logits, target, mode, from_logits, ignore_index, validate_
     Also returns, for binary and multilabel targets checked without a host read, a boolean
     tensor that is True if some target value is neither 0, 1 nor ``ignore_index``.
     """
-    if mode not in LOSS_MODES:
-        raise ValueError(f"mode must be one of {LOSS_MODES}, got {mode!r}")
     logits = logits.float()
     valid = torch.ones_like(target, dtype=torch.bool)
     if ignore_index is not None:

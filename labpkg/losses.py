@@ -16,7 +16,12 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from labpkg.functional import LOSS_MODES, check_class_weights, cross_entropy, overlap_loss
+from labpkg.functional import (
+    check_class_weights,
+    check_loss_options,
+    cross_entropy,
+    overlap_loss,
+)
 
 __all__ = [
     "cross_entropy",
@@ -50,10 +55,7 @@ class CrossEntropyLoss(nn.Module):
         validate_args: bool = True,
     ) -> None:
         super().__init__()
-        if not 0 <= label_smoothing < 1:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
-        if reduction not in ("mean", "sum", "none"):
-            raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+        check_loss_options(reduction=reduction, label_smoothing=label_smoothing)
         if weight is not None:
             weight = torch.as_tensor(weight, dtype=torch.float32)
             check_class_weights(weight, "weight")  # now, not as a loss of 0 or NaN in training
@@ -115,10 +117,7 @@ class DiceLoss(nn.Module):
         validate_args: bool = True,
     ) -> None:
         super().__init__()
-        if mode not in LOSS_MODES:
-            raise ValueError(f"mode must be one of {LOSS_MODES}, got {mode!r}")
-        if smooth < 0 or eps <= 0:
-            raise ValueError(f"need smooth >= 0 and eps > 0, got smooth={smooth}, eps={eps}")
+        check_loss_options(mode=mode, smooth=smooth, eps=eps)
         if class_weights is not None:  # now, not as a loss of 0 or NaN in training
             weights = torch.as_tensor(class_weights, dtype=torch.float32)
             if not include_background and mode != "binary" and weights.ndim == 1:

@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader
 
 from labpkg.callbacks.lr import set_lr
 from labpkg.checkpoint import rng_state, set_rng_state
+from labpkg.checks import as_int
 from labpkg.reproducibility import data_generators
 
 __all__ = ["LRFinderResult", "lr_find"]
@@ -178,8 +179,7 @@ def _restore(trainer, saved: dict) -> None:
 def _check(start_lr, end_lr, num_updates, smoothing, diverge) -> None:
     if not (0 < start_lr < end_lr and math.isfinite(end_lr)):
         raise ValueError(f"need 0 < start_lr < end_lr < inf, got {start_lr} and {end_lr}")
-    if num_updates < 3:
-        raise ValueError(f"num_updates must be >= 3 to find a slope, got {num_updates}")
+    as_int(num_updates, "num_updates (3 or more, to find a slope)", 3)
     if not 0 <= smoothing < 1:
         raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
     if diverge <= 1:

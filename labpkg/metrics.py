@@ -19,7 +19,7 @@ import torch
 
 from labpkg.checks import labels_outside_message
 from labpkg.confusion import (
-    check_mode,
+    check_metric_setup,
     confusion_matrix,
     count_pairs,
     dice_from_confusion,
@@ -29,8 +29,8 @@ from labpkg.confusion import (
 )
 
 __all__ = [
-    "HIGHER_IS_BETTER",
     "Metric",
+    "declared_log_keys",
     "ConfusionMetric",
     "PixelAccuracy",
     "MeanIoU",
@@ -42,45 +42,63 @@ __all__ = [
     "pixel_accuracy_from_confusion",
 ]
 
-#: Log names whose value should go up; ``mode="auto"`` in callbacks maximises these.
-HIGHER_IS_BETTER = frozenset({"pixel_accuracy", "mean_iou", "iou", "dice", "accuracy"})
-
 
 @runtime_checkable
 class Metric(Protocol):
-    """What ``Trainer`` expects of a metric; write your own with these four methods.
+    """What ``Trainer`` expects of a metric; write your own with these members.
 
-    The Trainer calls ``reset()`` at the start of each epoch (and of each validation),
-    ``update(scores, target)`` after every mini-batch with the model's raw scores (B, C, H, W)
-    and the target, ``sync(all_reduce_sum)`` under data parallelism before reading (sum your
-    state across processes with it, in place), and ``results()`` once at the end: plain
-    floats keyed by log name (the Trainer adds ``val_`` for validation).
+    Every ``fit`` calls the first four: ``reset()`` at the start of each epoch (and of each
+    validation), ``update(scores, target)`` after every mini-batch with the model's raw scores
+    (B, C, H, W) and the target, ``sync(all_reduce_sum)`` under data parallelism before
+    reading (sum your state across processes with it, in place), and ``results()`` once at
+    the end: plain floats keyed by log name (the Trainer adds ``val_`` for validation).
+
+    The others are asked for only where they are used: ``state_dict()`` and
+    ``load_state_dict()`` by a mid-epoch checkpoint (``ModelCheckpoint(save_freq=k)``), which
+    must keep the epoch's counts; ``higher_is_better`` by a callback's ``mode="auto"``, and
+    ``log_keys()`` (the keys ``results()`` will hold) by it and by a ``ModelCheckpoint`` file
+    name template, checked before training.
     """
+
+    higher_is_better: bool
 
     def reset(self) -> None: ...
     def update(self, preds: torch.Tensor, target: torch.Tensor) -> None: ...
     def sync(self, all_reduce_sum: Callable[[torch.Tensor], None]) -> None: ...
     def results(self) -> dict[str, float]: ...
+    def log_keys(self) -> list[str]: ...
+    def state_dict(self) -> dict: ...
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+def declared_log_keys(metric: object) -> list[str] | None:
+    """The keys ``metric`` says its ``results()`` will hold (``log_keys()``); None if it does
+    not say (a metric of the user's written with the four methods every fit calls)."""
+    return metric.log_keys() if hasattr(metric, "log_keys") else None
 
 
 class ConfusionMetric:
-    """Base of the stateful metrics: one summed confusion matrix (C, C); ``compute`` scores it.
+    """Base of the stateful metrics: one summed confusion matrix (C, C); ``scores`` scores it.
+
+    A subclass names its score (``name``) and computes it from a matrix (``_scores``);
+    ``compute()`` gives it as a tensor, ``results()`` as floats for the logs.
 
     Args:
         num_classes: C >= 2 (2 in binary mode).
         mode: ``"multiclass"`` (argmax over scores) or ``"binary"`` (sigmoid > threshold).
         ignore_index: target value whose pixels are skipped (default None).
         include_background: keep class 0 in the mean (default True).
-        per_class: ``compute`` returns one value per class instead of the mean.
+        per_class: scores of one value per class (C,) instead of the mean.
         threshold: binary mode probability threshold (default 0.5).
         validate_args: check every ``update``'s labels at once (a host read). With False the
-            labels are still counted, and ``compute`` raises if any was outside [0, C).
+            labels are still counted, and reading the scores raises if any was outside [0, C).
 
     Scores with a NaN or inf (a diverged model) make every value NaN, with a warning: their
     argmax is class 0 everywhere, an all-background guess that could outscore a healthy model.
     """
 
     name = "metric"
+    #: every score here (accuracy, IoU, Dice) is better higher: ``mode="auto"`` maximises it
     higher_is_better = True
 
     def __init__(
@@ -93,7 +111,7 @@ class ConfusionMetric:
         threshold: float = 0.5,
         validate_args: bool = True,
     ) -> None:
-        check_mode(mode, num_classes)
+        check_metric_setup(mode, num_classes)
         self.num_classes, self.mode, self.ignore_index = num_classes, mode, ignore_index
         self.include_background, self.per_class = include_background, per_class
         self.threshold, self.validate_args = threshold, validate_args
@@ -180,15 +198,33 @@ class ConfusionMetric:
             per_class = per_class[1:]
         return per_class if self.per_class else per_class.nanmean()
 
-    def compute(self) -> torch.Tensor:
+    def _scores(self, cm: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each score from the matrix ``cm`` (C, C), keyed by log name."""
         raise NotImplementedError
+
+    def scores(self) -> dict[str, torch.Tensor]:
+        """Each score so far as a tensor (0-d, or (C,) with ``per_class``), keyed by log name."""
+        return self._scores(self._checked_matrix())
+
+    def compute(self) -> torch.Tensor:
+        """The score so far as a tensor: 0-d, or (C,) with ``per_class``."""
+        return self.scores()[self.name]
 
     def results(self) -> dict[str, float]:
         """Plain floats for logs: ``{name: mean}`` plus ``{name}_{k}`` per class if asked.
 
         This is the host sync point: call it once per epoch, not per batch.
         """
-        return self._log_values(self.name, self.compute())
+        out: dict[str, float] = {}
+        for name, value in self.scores().items():
+            out.update(self._log_values(name, value))
+        return out
+
+    def log_keys(self) -> list[str]:
+        """The keys ``results()`` holds, known before any update (from an empty matrix)."""
+        empty = torch.zeros(self.num_classes, self.num_classes, dtype=torch.long)
+        scores = self._scores(empty)  # NaN of each score's shape: the same keys
+        return [key for name, value in scores.items() for key in self._log_values(name, value)]
 
     def _log_values(self, name: str, value: torch.Tensor) -> dict[str, float]:
         if value.ndim == 0:
@@ -211,8 +247,8 @@ class PixelAccuracy(ConfusionMetric):
 
     name = "pixel_accuracy"
 
-    def compute(self) -> torch.Tensor:
-        return pixel_accuracy_from_confusion(self._checked_matrix())
+    def _scores(self, cm: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {self.name: pixel_accuracy_from_confusion(cm)}
 
 
 class MeanIoU(ConfusionMetric):
@@ -227,8 +263,8 @@ class MeanIoU(ConfusionMetric):
 
     name = "mean_iou"
 
-    def compute(self) -> torch.Tensor:
-        return self._reduce(iou_from_confusion(self._checked_matrix()))
+    def _scores(self, cm: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {self.name: self._reduce(iou_from_confusion(cm))}
 
 
 class DiceCoefficient(ConfusionMetric):
@@ -243,8 +279,8 @@ class DiceCoefficient(ConfusionMetric):
 
     name = "dice"
 
-    def compute(self) -> torch.Tensor:
-        return self._reduce(dice_from_confusion(self._checked_matrix()))
+    def _scores(self, cm: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {self.name: self._reduce(dice_from_confusion(cm))}
 
 
 class SegmentationMetrics(ConfusionMetric):
@@ -255,23 +291,25 @@ class SegmentationMetrics(ConfusionMetric):
         >>> m.update(torch.tensor([[[0, 1], [2, 2]]]), torch.tensor([[[0, 1], [1, 2]]]))
         >>> {k: round(v, 4) for k, v in m.results().items()}
         {'pixel_accuracy': 0.75, 'mean_iou': 0.6667, 'dice': 0.7778}
+        >>> m.log_keys() == list(m.results())  # known before any update as well
+        True
     """
 
     name = "segmentation"
 
-    def compute(self) -> dict[str, torch.Tensor]:
-        cm = self._checked_matrix()
+    def _scores(self, cm: torch.Tensor) -> dict[str, torch.Tensor]:
         return {
             "pixel_accuracy": pixel_accuracy_from_confusion(cm),
             "mean_iou": self._reduce(iou_from_confusion(cm)),
             "dice": self._reduce(dice_from_confusion(cm)),
         }
 
-    def results(self) -> dict[str, float]:
-        out: dict[str, float] = {}
-        for name, value in self.compute().items():
-            out.update(self._log_values(name, value))
-        return out
+    def compute(self) -> torch.Tensor:
+        """Refused: there are three scores, and ``compute`` gives one tensor."""
+        raise TypeError(
+            "SegmentationMetrics holds three scores: scores() gives them as tensors by name, "
+            "results() as floats"
+        )
 
 
 def _nonfinite(preds: torch.Tensor) -> torch.Tensor:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from labpkg.checks import as_int
+
 __all__ = ["UNetConfig", "UNet", "DoubleConv", "Down", "Up", "count_parameters"]
 
 
@@ -32,7 +34,7 @@ class UNetConfig:
         >>> UNetConfig(depth=1)
         Traceback (most recent call last):
         ...
-        ValueError: depth must be >= 2 levels, got 1
+        ValueError: depth (levels) must be an integer >= 2, got 1
     """
 
     in_channels: int = 3
@@ -43,12 +45,9 @@ class UNetConfig:
 
     def __post_init__(self) -> None:
         for name in ("in_channels", "base_width"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.num_classes < 2:
-            raise ValueError(f"num_classes must be >= 2 (background + 1), got {self.num_classes}")
-        if self.depth < 2:
-            raise ValueError(f"depth must be >= 2 levels, got {self.depth}")
+            as_int(getattr(self, name), name, 1)
+        as_int(self.num_classes, "num_classes (background + 1 or more)", 2)
+        as_int(self.depth, "depth (levels)", 2)
 
 
 class DoubleConv(nn.Sequential):

@@ -22,6 +22,8 @@ from typing import Any
 
 import torch
 
+from labpkg.checks import check_lr
+
 __all__ = [
     "BY_HAND",
     "NORM_LAYERS",
@@ -74,9 +76,9 @@ def get_optimizer(
                 raise ValueError(f"pass either {keras_name!r} or {torch_name!r}, not both")
             kwargs[torch_name] = kwargs.pop(keras_name)
     if lr is not None:
-        kwargs["lr"] = float(lr)  # also a NumPy number: checkpoints hold plain floats
+        kwargs["lr"] = lr
     if "lr" in kwargs:
-        _check_lr(kwargs["lr"])
+        kwargs["lr"] = check_lr(kwargs["lr"])  # also a NumPy number: checkpoints hold floats
     return OPTIMIZERS[key](params, **kwargs)
 
 
@@ -131,15 +133,10 @@ def weight_decay_groups(model: torch.nn.Module, weight_decay: float) -> list[dic
     return [g for g in groups if g["params"]]
 
 
-def _check_lr(lr: float) -> None:
-    if not (lr > 0 and math.isfinite(lr)):
-        raise ValueError(f"lr must be a finite number > 0, got {lr}")
-
-
 def _check_options(options: dict[str, Any]) -> None:
     """Refuse the options ``torch.optim`` refuses (torch/optim/sgd.py, adam.py, rmsprop.py),
     which would make the weights NaN, with the fix in the message; NaN is refused too."""
-    _check_lr(options["lr"])
+    check_lr(options["lr"])
     for name in ("momentum", "weight_decay", "eps"):
         if name in options and not options[name] >= 0:
             raise ValueError(f"{name} must be >= 0, got {options[name]}")

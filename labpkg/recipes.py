@@ -27,11 +27,12 @@ import torch
 from torch import nn
 
 from labpkg.callbacks import LRSchedulerCallback
+from labpkg.counting import updates_from_batches
 from labpkg.data import ShapesConfig, SyntheticShapes, make_loaders, make_shapes
 from labpkg.losses import DiceCELoss
 from labpkg.metrics import SegmentationMetrics
 from labpkg.models import UNet, UNetConfig
-from labpkg.optim import weight_decay_groups
+from labpkg.optim import OPTIMIZERS, get_optimizer, weight_decay_groups
 from labpkg.trainer import Trainer
 
 __all__ = [
@@ -67,6 +68,10 @@ class Recipe:
             (test-time augmentation; default False).
         validation_freq: validate after every this many epochs (default 1), or after each
             1-based epoch of a tuple (``fit``'s ``validation_freq``).
+        accumulate_grad_batches: mini-batches whose gradients add up to one update (default 1).
+        drop_last: drop each epoch's last, smaller training mini-batch (default False).
+        schedule: ``"one_cycle"`` (default) or ``"constant"``: ``peak_lr`` throughout, as
+            the command line trains.
 
     Example:
         >>> quick = Recipe(epochs=2, samples_per_epoch=64)  # frozen: change by making a new one
@@ -97,6 +102,9 @@ class Recipe:
     warmup_share: float = 0.3
     tta_flips: bool = False
     validation_freq: int | tuple[int, ...] = 1
+    accumulate_grad_batches: int = 1
+    drop_last: bool = False
+    schedule: str = "one_cycle"
 
     def __post_init__(self) -> None:
         # a list from JSON or the command line becomes a tuple: the recipe stays hashable
@@ -105,6 +113,8 @@ class Recipe:
             raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {self.loss!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}")
+        if self.schedule not in ("one_cycle", "constant"):
+            raise ValueError(f"schedule must be 'one_cycle' or 'constant', got {self.schedule!r}")
 
     def size_at(self, epoch: int) -> int:
         """The training images' size at ``epoch`` (0-based), from ``train_sizes``."""
@@ -139,13 +149,8 @@ LOSSES = {
     "cross_entropy": lambda r: nn.CrossEntropyLoss(label_smoothing=r.label_smoothing),
     "dice_ce": lambda r: DiceCELoss(),
 }
-OPTIMIZERS = {
-    "adamw": lambda params, r: torch.optim.AdamW(params, r.peak_lr, weight_decay=r.weight_decay),
-    "adam": lambda params, r: torch.optim.Adam(params, r.peak_lr, weight_decay=r.weight_decay),
-    "sgd": lambda params, r: torch.optim.SGD(
-        params, r.peak_lr, momentum=0.9, nesterov=True, weight_decay=r.weight_decay
-    ),
-}
+#: What the recipe adds to ``get_optimizer``'s PyTorch defaults: SGD with Nesterov momentum.
+OPTIMIZER_OPTIONS = {"sgd": {"momentum": 0.9, "nesterov": True}}
 
 
 class ScheduledShapes(SyntheticShapes):
@@ -202,12 +207,13 @@ class FlipAverage(nn.Module):
 
 @dataclass
 class RecipeRun:
-    """A recipe made concrete: the trainer, its loaders and its learning-rate schedule."""
+    """A recipe made concrete: the trainer, its loaders and its learning-rate schedule (None
+    for ``schedule="constant"``)."""
 
     trainer: Trainer
     train_loader: torch.utils.data.DataLoader
     val_loader: torch.utils.data.DataLoader
-    schedule: LRSchedulerCallback
+    schedule: LRSchedulerCallback | None
 
 
 def build_recipe(
@@ -229,24 +235,17 @@ def build_recipe(
     r = recipe or Recipe()
     torch.manual_seed(seed)
     shapes = ShapesConfig.preset(r.difficulty, size=r.image_size)
-    if r.train_sizes:
-        train = ScheduledShapes(r.samples_per_epoch, r, seed, fresh_each_epoch=r.fresh_data)
-    else:
-        train = SyntheticShapes(r.samples_per_epoch, shapes, seed, fresh_each_epoch=r.fresh_data)
-    val = SyntheticShapes(r.val_samples, shapes, seed=10_000 + seed)
-    train_loader, val_loader = make_loaders(train, val, r.batch_size, device, val_batch_size=64)
+    train_loader, val_loader = _loaders(r, shapes, seed, device)
     unet = UNet(UNetConfig(num_classes=shapes.num_classes, base_width=r.base_width, depth=r.depth))
     model = FlipAverage(unet) if r.tta_flips else unet
     if r.decay_norm_and_bias:
         params = model.parameters()
     else:
         params = weight_decay_groups(model, r.weight_decay)
-    optimizer = OPTIMIZERS[r.optimizer](params, r)
-    # OneCycleLR: the lr climbs from peak / 25 for warmup_share of the updates (default 30 %),
-    # then falls to peak / 25e4; β₁ (Adam's momentum) goes 0.95 -> 0.85 -> 0.95, against the lr
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, r.peak_lr, total_steps=r.epochs * len(train_loader), pct_start=r.warmup_share
-    )
+    optimizer = get_optimizer(
+        r.optimizer, params, r.peak_lr, weight_decay=r.weight_decay,
+        **OPTIMIZER_OPTIONS.get(r.optimizer, {}),
+    )  # fmt: skip
     trainer = Trainer(
         model,
         optimizer,
@@ -254,9 +253,28 @@ def build_recipe(
         metrics=[SegmentationMetrics(shapes.num_classes)],
         device=device,
         amp=r.amp,
+        accumulate_grad_batches=r.accumulate_grad_batches,
         channels_last=r.channels_last,
     )
+    if r.schedule == "constant":
+        return RecipeRun(trainer, train_loader, val_loader, None)
+    # OneCycleLR: the lr climbs from peak / 25 for warmup_share of the updates (default 30 %),
+    # then falls to peak / 25e4; β₁ (Adam's momentum) goes 0.95 -> 0.85 -> 0.95, against the lr
+    updates = r.epochs * updates_from_batches(len(train_loader), r.accumulate_grad_batches)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, r.peak_lr, total_steps=updates, pct_start=r.warmup_share
+    )
     return RecipeRun(trainer, train_loader, val_loader, LRSchedulerCallback(schedule, "step"))
+
+
+def _loaders(r: Recipe, shapes: ShapesConfig, seed: int, device) -> tuple:
+    """The training and validation loaders; validation is fixed, at ``image_size``."""
+    if r.train_sizes:
+        train = ScheduledShapes(r.samples_per_epoch, r, seed, fresh_each_epoch=r.fresh_data)
+    else:
+        train = SyntheticShapes(r.samples_per_epoch, shapes, seed, fresh_each_epoch=r.fresh_data)
+    val = SyntheticShapes(r.val_samples, shapes, seed=10_000 + seed)
+    return make_loaders(train, val, r.batch_size, device, drop_last=r.drop_last, val_batch_size=64)
 
 
 def train_recipe(
@@ -272,7 +290,7 @@ def train_recipe(
     """
     r = recipe or Recipe()
     run = build_recipe(r, seed, device)
-    cbs = [run.schedule, *(callbacks or [])]
+    cbs = [cb for cb in (run.schedule, *(callbacks or [])) if cb is not None]
     start = time.perf_counter()
     history = run.trainer.fit(
         run.train_loader,

@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from labpkg.checks import as_int
+
 __all__ = ["seed_everything", "data_generators"]
 
 
@@ -42,9 +44,7 @@ def seed_everything(seed: int, deterministic: bool = False) -> torch.Generator:
         >>> a = torch.rand(1); _ = seed_everything(3); bool(torch.rand(1) == a)
         True
     """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
-    seed = int(seed)
+    seed = as_int(seed, "seed", 0)
     random.seed(seed)
     # the global NumPy generator that older code and libraries draw from (32-bit seed)
     np.random.seed(seed % 2**32)  # noqa: NPY002

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from contextlib import nullcontext
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -91,12 +92,40 @@ def test_e8_restore_best_weights_even_without_a_stop():
     assert not torch.equal(trainer.model.head.weight, scripted.snapshots[2]["head.weight"])
 
 
-def test_e9_auto_mode_maximises_iou_and_refuses_unknown_names():
-    assert EarlyStopping(monitor="val_mean_iou").mode == "max"
-    assert EarlyStopping(monitor="val_dice").mode == "max"
-    assert EarlyStopping(monitor="loss").mode == "min"
+def test_e9_auto_mode_follows_each_metrics_higher_is_better_and_refuses_unknown_names():
+    trainer = SimpleNamespace(metrics=[labpkg.SegmentationMetrics(3), LowerIsBetter()])
+    for monitor, mode in [("val_mean_iou", "max"), ("val_dice", "max"), ("errors", "min")]:
+        stop = EarlyStopping(monitor=monitor)
+        stop.set_trainer(trainer)  # as fit does, before the first mini-batch
+        assert stop.mode == mode, monitor
+    assert EarlyStopping(monitor="loss").mode == "min"  # a loss: known when built
     with pytest.raises(ValueError, match="val_foo"):
-        EarlyStopping(monitor="val_foo")
+        EarlyStopping(monitor="val_foo").set_trainer(trainer)
+
+
+class LowerIsBetter:
+    """A user's metric that declares its key and its direction, as the Metric protocol asks."""
+
+    higher_is_better = False
+
+    def log_keys(self):
+        return ["errors"]
+
+
+def test_a_callback_that_declares_its_log_keys_keeps_the_file_name_check(tmp_path):
+    class Logs(labpkg.Callback):
+        log_keys = ("lr_seen",)
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs["lr_seen"] = 0.1
+
+    named = ModelCheckpoint(str(tmp_path / "{lr_seen}.pt"))
+    tiny_trainer().fit(loader(tiny_data(8)), callbacks=[Logs(), named], verbose=0)
+    assert (tmp_path / "0.1.pt").is_file()
+    bad, trainer = ModelCheckpoint(str(tmp_path / "{val_iou}.pt")), tiny_trainer()
+    with pytest.raises(KeyError, match=r"uses \['val_iou'\], which the logs will not hold"):
+        trainer.fit(loader(tiny_data(8)), callbacks=[Logs(), bad], verbose=0)
+    assert trainer.state.global_step == 0  # refused before training
 
 
 def test_missing_monitor_warns_once_listing_the_keys():

@@ -17,8 +17,9 @@ import pytest
 import torch
 from helpers import run_python
 
-from labpkg.cli import main
+from labpkg.cli import build_parser, main, recipe_of
 from labpkg.metrics import SegmentationMetrics
+from labpkg.recipes import build_recipe
 
 #: the smallest run that trains: 8 samples of 16x16 in mini-batches of 4, a U-Net of width 4
 TINY = ["--samples", "8", "--batch-size", "4", "--val-samples", "4", "--image-size", "16",
@@ -52,6 +53,18 @@ def test_out_fills_in_option_names_in_braces_before_training(tmp_path):
     assert train(tmp_path / "lr{lr}_bs{batch_size}", "--epochs", "1", "--lr", "0.01") == 0
     assert (tmp_path / "lr0.01_bs4" / "last.pt").is_file()
     assert [p.name for p in tmp_path.iterdir()] == ["lr0.01_bs4"]
+
+
+def test_the_options_describe_a_recipe_that_build_recipe_builds():
+    args = build_parser().parse_args(
+        ["train", *TINY, "--optimizer", "sgd", "--accumulate", "2", "--drop-last", "--amp"]
+    )
+    recipe = recipe_of(args)
+    assert (recipe.samples_per_epoch, recipe.batch_size, recipe.optimizer) == (8, 4, "sgd")
+    assert recipe.accumulate_grad_batches == 2 and recipe.drop_last and recipe.amp is True
+    assert recipe.schedule == "constant" and recipe.weight_decay == 0.0
+    optimizer = build_recipe(recipe).trainer.optimizer  # the recipe's SGD: Nesterov momentum
+    assert type(optimizer) is torch.optim.SGD and optimizer.defaults["nesterov"]
 
 
 # ---------------------------------------------------------------------------- --resume

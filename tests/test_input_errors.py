@@ -197,8 +197,8 @@ def test_a_plateau_scheduler_watching_a_misspelt_key_warns_instead_of_never_step
     [
         (lambda: EarlyStopping(patience=-1), "patience"),
         (lambda: ReduceLROnPlateau(patience=-1), "patience"),
-        (lambda: ReduceLROnPlateau(cooldown=-1), "cooldown must be >= 0"),
-        (lambda: ReduceLROnPlateau(min_lr=-1e-3), "min_lr must be >= 0"),
+        (lambda: ReduceLROnPlateau(cooldown=-1), "cooldown must be an integer >= 0"),
+        (lambda: ReduceLROnPlateau(min_lr=-1e-3), "min_lr must be a finite number >= 0"),
     ],
     ids=["early patience", "plateau patience", "cooldown", "min_lr"],
 )
@@ -210,3 +210,22 @@ def test_negative_patience_cooldown_or_min_lr_is_refused(make, match):
 def test_binary_dice_with_a_label_of_2_is_refused():
     with pytest.raises(ValueError, match="binary target must hold 0 and 1 only"):
         labpkg.DiceLoss(mode="binary")(torch.randn(2, 1, 4, 4), torch.full((2, 4, 4), 2))
+
+
+# --------------------------- one integer rule (labpkg.checks.as_int) wherever a count is taken
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda n: labpkg.counting.batches_per_epoch(10, n),
+        lambda n: labpkg.UNetConfig(base_width=n),
+        lambda n: labpkg.EvaluateEvery(loader(tiny_data(4)), every=n),
+        lambda n: labpkg.ShapesConfig(max_objects=n),
+        lambda n: labpkg.EarlyStopping(patience=n),
+    ],
+    ids=["counting", "UNetConfig", "EvaluateEvery", "ShapesConfig", "EarlyStopping"],
+)
+def test_counts_take_numpy_integers_and_refuse_floats_and_bools_with_one_message(make):
+    make(np.int64(2))  # a NumPy integer is a whole number
+    for wrong in (2.5, True, -1):
+        with pytest.raises(ValueError, match=r"must be an integer >= \d, got"):
+            make(wrong)

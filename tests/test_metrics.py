@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from labpkg.metrics import (
     DiceCoefficient,
     MeanIoU,
+    Metric,
     PixelAccuracy,
     SegmentationMetrics,
     confusion_matrix,
@@ -70,7 +71,7 @@ def test_m4_ignore_index_drops_pixels():
     pred, true = t([[0, 0], [1, 0]]), t([[0, 255], [1, 1]])
     metrics = SegmentationMetrics(num_classes=2, ignore_index=255, per_class=True)
     metrics.update(pred, true)
-    out = metrics.compute()
+    out = metrics.scores()
     assert out["pixel_accuracy"].item() == pytest.approx(2 / 3)
     torch.testing.assert_close(out["mean_iou"], torch.tensor([0.5, 0.5]).double())
     torch.testing.assert_close(out["dice"], torch.tensor([2 / 3, 2 / 3]).double())
@@ -144,6 +145,35 @@ def test_state_stays_on_the_input_device_and_sync_sums_it():
     assert int(m.confmat.sum()) == 4
 
 
+# ------------------------------- every compute is one tensor; the Metric protocol is complete
+def test_segmentation_metrics_give_their_three_scores_by_scores_not_compute():
+    m = SegmentationMetrics(3)
+    m.update(t([[0, 1], [2, 2]]), t([[0, 1], [1, 2]]))
+    assert sorted(m.scores()) == ["dice", "mean_iou", "pixel_accuracy"]
+    assert all(isinstance(v, torch.Tensor) for v in m.scores().values())
+    with pytest.raises(TypeError, match="scores"):
+        m.compute()
+    for one in (PixelAccuracy(3), MeanIoU(3), DiceCoefficient(3)):
+        one.update(t([[0, 1], [2, 2]]), t([[0, 1], [1, 2]]))
+        assert isinstance(one.compute(), torch.Tensor)
+
+
+@pytest.mark.parametrize(
+    "metric",
+    [
+        MeanIoU(4, per_class=True),
+        SegmentationMetrics(3),
+        DiceCoefficient(3, include_background=False, per_class=True),
+    ],
+)
+def test_every_metric_declares_its_log_keys_and_direction_as_the_protocol_asks(metric):
+    assert isinstance(metric, Metric)  # state_dict, load_state_dict, log_keys, higher_is_better
+    declared = metric.log_keys()
+    metric.update(torch.randn(2, metric.num_classes, 4, 4), torch.randint(0, 2, (2, 4, 4)))
+    assert declared == list(metric.results())
+    assert metric.higher_is_better is True
+
+
 # ------------------------------------- state_dict is a snapshot, loaded only into its own kind
 def test_state_dict_is_a_snapshot_that_later_updates_and_other_metrics_leave_alone():
     m = MeanIoU(3)
@@ -191,7 +221,7 @@ def test_scores_lie_in_0_1_and_do_not_depend_on_batching(data):
         if b > a:
             split.update(pred[a:b], true[a:b])
     assert torch.equal(whole.confmat, split.confmat)
-    for name, value in whole.compute().items():
+    for name, value in whole.scores().items():
         finite = value[~value.isnan()]
         assert ((finite >= 0) & (finite <= 1)).all(), name
 
@@ -233,7 +263,7 @@ def test_agrees_with_torchmetrics_where_semantics_coincide(seed):
     true[0, :2] = 255
     ours = SegmentationMetrics(5, ignore_index=255, per_class=True)
     ours.update(scores, true)
-    out = ours.compute()
+    out = ours.scores()
     # torchmetrics' per-class values give absent classes 0, so compare on classes that occur
     jaccard = MulticlassJaccardIndex(num_classes=5, average=None, ignore_index=255)
     f1 = MulticlassF1Score(num_classes=5, average=None, multidim_average="global", ignore_index=255)

@@ -133,12 +133,12 @@ def test_float16_scores_of_a_healthy_model_are_not_taken_for_overflow():
 @pytest.mark.parametrize("lr", [math.inf, math.nan, -1.0])
 def test_a_non_finite_or_negative_learning_rate_is_refused(lr):
     model = tiny_model()
-    with pytest.raises(ValueError, match="lr must be a finite number > 0"):
+    with pytest.raises(ValueError, match="lr must be a finite number >= 0"):
         labpkg.get_optimizer("adam", model.parameters(), lr=lr)
     if lr > 0 or math.isnan(lr):  # torch itself refuses a negative lr
         opt = torch.optim.SGD(model.parameters(), lr=0.1)
         opt.param_groups[0]["lr"] = lr
-        with pytest.raises(ValueError, match="learning rate must be finite"):
+        with pytest.raises(ValueError, match="learning rate must be a finite number >= 0"):
             labpkg.Trainer(model, opt, "cross_entropy")
 
 
@@ -147,7 +147,7 @@ def test_a_schedule_returning_nan_inf_or_negative_stops_with_a_clear_error(bad):
     model = tiny_model()
     trainer = labpkg.Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), "cross_entropy")
     schedule = LearningRateScheduler(lambda epoch, lr: lr if epoch == 0 else bad)
-    with pytest.raises(ValueError, match=r"schedule\(1, lr\) must return a finite number"):
+    with pytest.raises(ValueError, match=r"schedule\(1, lr\) returns must be a finite"):
         trainer.fit(_data(), 3, callbacks=[schedule], verbose=0)
     assert trainer.state.epoch == 1  # found at the epoch that asked for it, before training it
 
@@ -157,7 +157,7 @@ def test_cli_refuses_lr_inf_and_exits_non_zero_when_training_diverged(tmp_path, 
     out = ["--out", str(tmp_path / "run"), "--verbose", "0"]
     with pytest.raises(SystemExit) as exit_:
         main(["train", *small, *out, "--lr", "inf"])
-    assert exit_.value.code == 2 and "--lr: must be a finite number > 0" in capsys.readouterr().err
+    assert exit_.value.code == 2 and "--lr: must be a finite number >= 0" in capsys.readouterr().err
     status = main(["train", *small, *out, "--lr", "1e30", "--optimizer", "sgd", "--epochs", "2"])
     assert status == 1 and "training diverged" in capsys.readouterr().err
     assert not (tmp_path / "run" / "best.pt").exists()  # no NaN model as "best"

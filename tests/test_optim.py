@@ -9,6 +9,7 @@ import pytest
 import torch
 from helpers import tiny_data, tiny_model
 
+import labpkg
 from labpkg import optim
 
 CASES = [
@@ -83,12 +84,20 @@ def test_a_scheduler_drives_a_hand_written_optimizer_and_its_state_round_trips()
 
 @pytest.mark.parametrize(
     ("options", "message"),
-    [({"lr": 0.0}, "lr must be a finite number > 0"), ({"lr": float("inf")}, "lr must be"),
+    [({"lr": -0.1}, "lr must be a finite number >= 0"), ({"lr": float("inf")}, "lr must be"),
      ({"lr": 0.1, "weight_decay": -1.0}, "weight_decay must be >= 0")],
 )  # fmt: skip
 def test_bad_options_name_the_argument(options, message):
     with pytest.raises(ValueError, match=message):
         optim.SGD([torch.zeros(1, requires_grad=True)], **options)
+
+
+def test_a_learning_rate_of_0_is_accepted_everywhere_as_torch_optim_accepts_it():
+    # one rule (labpkg.checks.check_lr): a schedule may start or end at 0
+    weight = torch.zeros(1, requires_grad=True)
+    assert labpkg.get_optimizer("sgd", [weight], lr=0.0).defaults["lr"] == 0.0
+    assert optim.SGD([weight], lr=0.0).defaults["lr"] == 0.0
+    assert torch.optim.SGD([weight], lr=0.0).defaults["lr"] == 0.0  # torch's own rule
 
 
 # ---------------------------------- options torch.optim refuses are refused, before any update

@@ -124,6 +124,31 @@ def test_warmup_share_places_the_learning_rates_peak(share):
     assert len(lrs.lrs) == 10 and peak + 1 == round(share * 10) - 1
 
 
+def test_accumulation_and_drop_last_reach_the_trainer_and_one_cycle_counts_updates():
+    # 20 samples in mini-batches of 4 (the last of them dropped: no smaller one here anyway),
+    # 2 mini-batches per update: 3 updates per epoch, so the one-cycle spans 2 x 3
+    recipe = dataclasses.replace(TINY, samples_per_epoch=20, accumulate_grad_batches=2,
+                                 drop_last=True)  # fmt: skip
+    run = build_recipe(recipe)
+    assert run.trainer.accumulate == 2 and run.train_loader.drop_last
+    assert run.schedule.scheduler.total_steps == 2 * 3
+
+
+def test_a_constant_schedule_trains_at_peak_lr_throughout():
+    run = build_recipe(dataclasses.replace(TINY, schedule="constant", peak_lr=0.01))
+    assert run.schedule is None
+    lrs = LearningRates()
+    train_recipe(dataclasses.replace(TINY, schedule="constant", peak_lr=0.01), callbacks=[lrs])
+    assert lrs.lrs == [0.01] * 4
+    with pytest.raises(ValueError, match="schedule must be"):
+        Recipe(schedule="cosine")
+
+
+def test_any_optimizer_of_get_optimizer_is_a_recipes_optimizer():
+    optimizer = build_recipe(dataclasses.replace(TINY, optimizer="rmsprop")).trainer.optimizer
+    assert type(optimizer) is torch.optim.RMSprop
+
+
 def test_tta_flips_average_the_scores_of_each_image_and_its_mirror_in_eval_mode_only():
     model = build_recipe(dataclasses.replace(TINY, tta_flips=True)).trainer.model
     assert isinstance(model, FlipAverage)

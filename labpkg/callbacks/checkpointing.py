@@ -10,17 +10,19 @@ from typing import Any
 from labpkg import checkpoint
 from labpkg.callbacks.base import Callback
 from labpkg.callbacks.monitor import (
-    DivergedWarner,
+    DivergenceCheck,
     MissingKeyWarner,
+    MonitorMode,
     is_improvement,
     resolve_mode,
 )
-from labpkg.metrics import ConfusionMetric
+from labpkg.checks import as_int
+from labpkg.metrics import declared_log_keys
 
 __all__ = ["ModelCheckpoint"]
 
 
-class ModelCheckpoint(Callback):
+class ModelCheckpoint(MonitorMode, Callback):
     """Save a checkpoint every epoch (or every ``save_freq`` batches), or only the best one.
 
     Args:
@@ -40,7 +42,7 @@ class ModelCheckpoint(Callback):
         save_weights_only: save ``model.state_dict()`` alone; otherwise the full training state
             (model, optimizer, scaler, counters, callbacks, RNG) so ``fit(resume_from=...)``
             can continue.
-        mode: ``"auto"``, ``"min"`` or ``"max"``.
+        mode: ``"auto"`` (as ``EarlyStopping``'s), ``"min"`` or ``"max"``.
         save_freq: ``"epoch"`` or an int: save every that many mini-batches (Keras's "steps",
             not optimizer updates), counted across epochs. A run resumed from such a
             mid-epoch checkpoint continues with the next mini-batch of the same epoch.
@@ -61,6 +63,8 @@ class ModelCheckpoint(Callback):
         (['best.pt'], True)
     """
 
+    log_keys: tuple[str, ...] = ()  # the keys it adds to the logs
+
     rank_zero_only = True
 
     def __init__(
@@ -75,8 +79,8 @@ class ModelCheckpoint(Callback):
         initial_value_threshold: float | None = None,
     ) -> None:
         super().__init__()
-        if save_freq != "epoch" and not (isinstance(save_freq, int) and save_freq >= 1):
-            raise ValueError(f"save_freq must be 'epoch' or an int >= 1, got {save_freq!r}")
+        if save_freq != "epoch":
+            save_freq = as_int(save_freq, "save_freq (or 'epoch')", 1)
         self.filepath, self.monitor, self.verbose = str(filepath), monitor, verbose
         self.save_best_only, self.save_weights_only = save_best_only, save_weights_only
         self.mode = resolve_mode(monitor, mode)
@@ -85,7 +89,7 @@ class ModelCheckpoint(Callback):
         self.best_path: str | None = None
         self._batches = 0
         self._warn_missing = MissingKeyWarner("ModelCheckpoint", monitor)
-        self._warn_diverged = DivergedWarner("ModelCheckpoint")
+        self._divergence = DivergenceCheck("ModelCheckpoint")
 
     def default_key(self) -> str:
         return f"ModelCheckpoint({self.filepath})"
@@ -116,7 +120,7 @@ class ModelCheckpoint(Callback):
                 self._warn_missing(logs)
             else:
                 current = logs[self.monitor]
-                if self._warn_diverged(self.trainer, epoch):
+                if self._divergence.diverged(self.trainer, epoch):
                     return  # NaN weights can score "well" (all background): never best
                 if not is_improvement(current, self.best, self.mode):
                     return
@@ -203,21 +207,21 @@ def _fixed_part(template: str) -> Path:
 
 
 def _known_log_keys(trainer: Any, per_batch: bool) -> set[str] | None:
-    """The keys the logs will hold; None if a metric or callback of the user's could add more."""
+    """The keys the logs will hold, as the metrics (``log_keys()``) and callbacks
+    (``log_keys``) declare them; None if one of them does not, and so could add any key."""
     if per_batch:
         return {"loss"}  # mini-batch logs hold the running loss
     keys = {"loss"}
     for metric in trainer.metrics:
-        if not isinstance(metric, ConfusionMetric):
+        declared = declared_log_keys(metric)
+        if declared is None:
             return None
-        keys |= set(metric.results())  # an empty metric still names its values
-    for callback in trainer.callbacks:
-        if not type(callback).__module__.startswith("labpkg."):
-            return None
-        if type(callback).__module__ == "labpkg.callbacks.lr":  # they log the learning rate
-            keys.add("learning_rate")
-        if type(callback).__module__ == "labpkg.callbacks.gradients":
-            keys.add("grad_norm")
+        keys |= set(declared)
     if getattr(trainer, "val_loader", None) is not None:
-        keys |= {f"val_{k}" for k in keys if k not in ("learning_rate", "grad_norm")}
+        keys |= {f"val_{k}" for k in keys}  # validation logs the loss and the metrics again
+    for callback in trainer.callbacks:
+        declared = getattr(callback, "log_keys", None)
+        if declared is None:
+            return None
+        keys |= set(declared)
     return keys

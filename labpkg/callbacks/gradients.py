@@ -60,6 +60,8 @@ class GradientNorm(Callback):
         ([1, 2, 3, 4], 4)
     """
 
+    log_keys: tuple[str, ...] = ("grad_norm",)  # the keys it adds to the logs
+
     def __init__(self) -> None:
         super().__init__()
         self.on_train_begin()

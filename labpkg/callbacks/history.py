@@ -28,6 +28,8 @@ class History(Callback):
         ([0.9, 0.5], [0, 1])
     """
 
+    log_keys: tuple[str, ...] = ()  # the keys it adds to the logs
+
     def __init__(self) -> None:
         super().__init__()
         self.epoch: list[int] = []
@@ -92,6 +94,8 @@ class BatchHistory(Callback):
         [1.0, 0.5]
     """
 
+    log_keys: tuple[str, ...] = ()  # the keys it adds to the logs
+
     def __init__(self) -> None:
         super().__init__()
         self.epoch: list[int] = []
@@ -150,6 +154,8 @@ class HookRecorder(Callback):
         >>> [hook for hook, *_ in recorder.calls][:3]
         ['on_train_begin', 'on_epoch_begin', 'on_train_batch_begin']
     """
+
+    log_keys: tuple[str, ...] = ()  # the keys it adds to the logs
 
     def __init__(self) -> None:
         super().__init__()

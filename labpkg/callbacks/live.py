@@ -34,6 +34,8 @@ class LivePlot(Callback):
         >>> live.on_epoch_end(0, {"loss": 0.9, "val_loss": 1.0})
     """
 
+    log_keys: tuple[str, ...] = ()  # the keys it adds to the logs
+
     rank_zero_only = True
 
     def __init__(self, keys: Sequence[str] | None = None) -> None:

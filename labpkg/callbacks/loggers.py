@@ -47,6 +47,8 @@ class CSVLogger(Callback):
         0,0.75,0.5
     """
 
+    log_keys: tuple[str, ...] = ()  # the keys it adds to the logs
+
     rank_zero_only = True
 
     def __init__(self, filename: str, separator: str = ",", append: bool = False) -> None:
@@ -154,6 +156,8 @@ class ProgbarLogger(Callback):
         verbose: 1 a bar per epoch (tqdm; a widget in notebooks), 2 one line per epoch.
         refresh: seconds between loss updates on the bar (default 0.5).
     """
+
+    log_keys: tuple[str, ...] = ()  # the keys it adds to the logs
 
     rank_zero_only = True
 

@@ -8,15 +8,15 @@
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from labpkg.callbacks.base import Callback
-from labpkg.callbacks.monitor import MissingKeyWarner, is_improvement, resolve_mode
+from labpkg.callbacks.monitor import MissingKeyWarner, MonitorMode, is_improvement, resolve_mode
+from labpkg.checks import as_int, check_lr
+from labpkg.counting import updates_from_batches
 
 __all__ = [
     "LRSchedulerCallback",
@@ -91,6 +91,8 @@ class LRSchedulerCallback(Callback):
         [1.0, 0.5, 0.25]
     """
 
+    log_keys: tuple[str, ...] = ("learning_rate",)  # the keys it adds to the logs
+
     def __init__(self, scheduler: Any, interval: str = "epoch", monitor: str | None = None):
         super().__init__()
         if interval not in ("epoch", "step"):
@@ -145,7 +147,7 @@ class LRSchedulerCallback(Callback):
         per_epoch = 1  # interval="epoch"
         needed = epochs_left
         if self.interval == "step":  # updates: groups of accumulate_grad_batches mini-batches
-            per_epoch = math.ceil(state.batches_per_epoch / self.trainer.accumulate)
+            per_epoch = updates_from_batches(state.batches_per_epoch, self.trainer.accumulate)
             needed = per_epoch * epochs_left - batch // self.trainer.accumulate
         left = total - self.scheduler.last_epoch  # steps it can still take
         if needed > left:
@@ -194,7 +196,7 @@ def _check_scheduler(scheduler: Any) -> None:
         )
 
 
-class ReduceLROnPlateau(Callback):
+class ReduceLROnPlateau(MonitorMode, Callback):
     """Multiply the learning rate by ``factor`` when ``monitor`` stops improving (Keras rules).
 
     At each epoch end: log the current lr as ``learning_rate``; if in cooldown, count it down
@@ -212,7 +214,7 @@ class ReduceLROnPlateau(Callback):
         monitor: log key to watch (default ``"val_loss"``).
         factor: multiplier, in (0, 1) (default 0.1).
         patience: epochs without improvement before reducing (default 10).
-        mode: ``"auto"``, ``"min"`` or ``"max"``.
+        mode: ``"auto"`` (as ``EarlyStopping``'s), ``"min"`` or ``"max"``.
         min_delta: absolute improvement threshold (default 1e-4).
         cooldown: epochs to wait after a reduction before counting again (default 0).
         min_lr: lower bound of the lr (default 0).
@@ -230,6 +232,8 @@ class ReduceLROnPlateau(Callback):
         0.25
     """
 
+    log_keys: tuple[str, ...] = ("learning_rate",)  # the keys it adds to the logs
+
     def __init__(
         self,
         monitor: str = "val_loss",
@@ -244,9 +248,8 @@ class ReduceLROnPlateau(Callback):
         super().__init__()
         if not 0 < factor < 1:
             raise ValueError(f"factor must be in (0, 1): it multiplies the lr, got {factor}")
-        for name, value in (("patience", patience), ("cooldown", cooldown), ("min_lr", min_lr)):
-            if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be >= 0, got {value}")
+        patience, cooldown = as_int(patience, "patience", 0), as_int(cooldown, "cooldown", 0)
+        min_lr = check_lr(min_lr, "min_lr")
         self.monitor, self.factor, self.patience = monitor, factor, patience
         self.mode, self.min_delta = resolve_mode(monitor, mode), abs(min_delta)
         self.cooldown, self.min_lr, self.verbose = cooldown, min_lr, verbose
@@ -314,6 +317,8 @@ class LearningRateScheduler(Callback):
         [1.0, 0.5, 0.25]
     """
 
+    log_keys: tuple[str, ...] = ("learning_rate",)  # the keys it adds to the logs
+
     def __init__(self, schedule: Callable[[int, float], float], verbose: int = 0) -> None:
         super().__init__()
         if not callable(schedule):
@@ -322,11 +327,8 @@ class LearningRateScheduler(Callback):
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         lr = self.schedule(epoch, current_lr(self.trainer.optimizer))
-        if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
-            raise ValueError(f"schedule({epoch}, lr) must return a number, got {lr!r}")
-        if not (math.isfinite(lr) and lr >= 0):
-            raise ValueError(f"schedule({epoch}, lr) must return a finite number >= 0, got {lr}")
-        rescale_lr(self.trainer.optimizer, float(lr))
+        lr = check_lr(lr, f"the lr that schedule({epoch}, lr) returns")
+        rescale_lr(self.trainer.optimizer, lr)
         if self.verbose:
             print(f"epoch {epoch + 1}: learning rate {lr:.3g}")
 

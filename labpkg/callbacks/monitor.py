@@ -4,20 +4,31 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
+from typing import Any
 
-from labpkg.metrics import HIGHER_IS_BETTER
+from labpkg.metrics import declared_log_keys
 
-__all__ = ["resolve_mode", "is_improvement", "MissingKeyWarner", "DivergedWarner"]
+__all__ = [
+    "resolve_mode",
+    "MonitorMode",
+    "is_improvement",
+    "MissingKeyWarner",
+    "DivergenceCheck",
+]
 
 
-def resolve_mode(monitor: str, mode: str) -> str:
-    """``"min"`` or ``"max"`` for ``monitor``; ``"auto"`` decides from the name.
+def resolve_mode(monitor: str, mode: str, metrics: Sequence | None = None) -> str:
+    """``"min"`` or ``"max"`` for ``monitor``; ``"auto"`` decides from the name and the metrics.
 
-    ``*loss`` is minimised, metrics that declare higher-is-better (mean IoU, Dice, accuracy)
-    are maximised, and any other name raises instead of silently minimising it.
+    ``*loss`` is minimised; a key that one of ``metrics`` logs (its ``log_keys()``) goes the
+    way the metric's ``higher_is_better`` says; any other name raises instead of silently
+    minimising it. Without ``metrics`` (a callback being built, before ``fit`` gives it the
+    trainer) a name that is not a loss stays ``"auto"``, to be decided then.
 
     Example:
-        >>> resolve_mode("val_mean_iou", "auto"), resolve_mode("val_loss", "auto")
+        >>> from labpkg.metrics import MeanIoU
+        >>> resolve_mode("val_mean_iou", "auto", [MeanIoU(3)]), resolve_mode("val_loss", "auto")
         ('max', 'min')
     """
     if mode in ("min", "max"):
@@ -27,12 +38,32 @@ def resolve_mode(monitor: str, mode: str) -> str:
     name = monitor.removeprefix("val_")
     if name.endswith("loss"):
         return "min"
-    if name in HIGHER_IS_BETTER or name.rsplit("_", 1)[0] in HIGHER_IS_BETTER:
-        return "max"
+    if metrics is None:
+        return "auto"
+    logged = []
+    for metric in metrics:
+        keys = declared_log_keys(metric) or []
+        if name in keys:
+            return "max" if metric.higher_is_better else "min"
+        logged += keys
     raise ValueError(
-        f"mode='auto' cannot tell whether {monitor!r} should go up or down; "
-        "pass mode='min' or mode='max'"
+        f"mode='auto' cannot tell whether {monitor!r} should go up or down: it is not a loss, "
+        f"and no metric with log_keys() logs it (they log {logged}); pass mode='min' or "
+        "mode='max'"
     )
+
+
+class MonitorMode:
+    """``self.mode`` resolved once ``fit`` hands the callback its trainer (and so the metrics):
+    a base for callbacks with a ``monitor`` and a ``mode``, listed before ``Callback``."""
+
+    monitor: str
+    mode: str
+
+    def set_trainer(self, trainer: Any) -> None:
+        super().set_trainer(trainer)  # type: ignore[misc]
+        if self.mode == "auto":  # before the first mini-batch: a bad name fails now
+            self.mode = resolve_mode(self.monitor, "auto", trainer.metrics)
 
 
 def is_improvement(current: float, best: float | None, mode: str, min_delta: float = 0.0) -> bool:
@@ -69,8 +100,8 @@ class MissingKeyWarner:
             )
 
 
-class DivergedWarner:
-    """Says once per run that diverged epochs (non-finite loss or weights) cannot be best.
+class DivergenceCheck:
+    """Answers whether an epoch diverged (non-finite loss or weights), and says so once per run.
 
     Once the weights hold NaN, every pixel is argmaxed to class 0: an all-background
     prediction can then score *higher* than the healthy model on accuracy or mean IoU. So an
@@ -80,8 +111,8 @@ class DivergedWarner:
     def __init__(self, owner: str) -> None:
         self.owner, self.warned = owner, False
 
-    def __call__(self, trainer, epoch: int) -> bool:
-        """True (and a warning the first time) if the epoch in ``trainer`` diverged."""
+    def diverged(self, trainer, epoch: int) -> bool:
+        """True if the epoch in ``trainer`` diverged; the first time, also a warning."""
         if not trainer.state.diverged:
             return False
         if not self.warned:

@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader
 
 from labpkg.callbacks.base import Callback
 from labpkg.checkpoint import rng_state, set_rng_state
+from labpkg.checks import as_int
 from labpkg.devices import _synchronize
 from labpkg.reproducibility import data_generators
 
@@ -61,12 +62,13 @@ class EvaluateEvery(Callback):
         ([0, 3, 6, 9, 12], 5)
     """
 
+    log_keys: tuple[str, ...] = ()  # the keys it adds to the logs
+
     def __init__(
         self, data: DataLoader, every: int, at_start: bool = True, max_batches: int | None = None
     ) -> None:
         super().__init__()
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise ValueError(f"every must be a positive number of updates, got {every!r}")
+        every = as_int(every, "every (a number of updates)", 1)
         self.data, self.every, self.at_start, self.max_batches = data, every, at_start, max_batches
         self._reset()
 

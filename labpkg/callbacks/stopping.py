@@ -8,16 +8,18 @@ from typing import Any
 
 from labpkg.callbacks.base import Callback
 from labpkg.callbacks.monitor import (
-    DivergedWarner,
+    DivergenceCheck,
     MissingKeyWarner,
+    MonitorMode,
     is_improvement,
     resolve_mode,
 )
+from labpkg.checks import as_int
 
 __all__ = ["EarlyStopping", "TerminateOnNaN"]
 
 
-class EarlyStopping(Callback):
+class EarlyStopping(MonitorMode, Callback):
     """Stop training when ``monitor`` has not improved for ``patience`` epochs.
 
     At each epoch end ``wait`` grows by one; an improvement (strictly better than the best by
@@ -33,8 +35,8 @@ class EarlyStopping(Callback):
         min_delta: smallest change that counts as an improvement (default 0).
         patience: epochs without improvement before stopping (default 0).
         verbose: 1 prints when training stops.
-        mode: ``"auto"`` (loss: min; mean IoU, Dice, accuracy: max; other names raise),
-            ``"min"`` or ``"max"``.
+        mode: ``"auto"`` (a loss: min; a metric's key: as its ``higher_is_better`` says, read
+            when ``fit`` starts; other names raise), ``"min"`` or ``"max"``.
         baseline: a value to beat: until it is beaten, improvements do not reset ``wait``.
         restore_best_weights: load the best epoch's weights at the end of training, whether
             or not training stopped early (as Keras 3; tf.keras 2 did only after a stop).
@@ -54,6 +56,8 @@ class EarlyStopping(Callback):
         (0.9, 1, 3)
     """
 
+    log_keys: tuple[str, ...] = ()  # the keys it adds to the logs
+
     def __init__(
         self,
         monitor: str = "val_loss",
@@ -67,14 +71,14 @@ class EarlyStopping(Callback):
         check_finite: bool = False,
     ) -> None:
         super().__init__()
-        if patience < 0 or start_from_epoch < 0:
-            raise ValueError("patience and start_from_epoch must be >= 0")
+        patience = as_int(patience, "patience", 0)
+        start_from_epoch = as_int(start_from_epoch, "start_from_epoch", 0)
         self.monitor, self.min_delta, self.patience = monitor, abs(min_delta), patience
         self.verbose, self.mode = verbose, resolve_mode(monitor, mode)
         self.baseline, self.restore_best_weights = baseline, restore_best_weights
         self.start_from_epoch, self.check_finite = start_from_epoch, check_finite
         self._warn_missing = MissingKeyWarner("EarlyStopping", monitor)
-        self._warn_diverged = DivergedWarner("EarlyStopping")
+        self._divergence = DivergenceCheck("EarlyStopping")
         self.on_train_begin()
 
     def default_key(self) -> str:
@@ -97,7 +101,7 @@ class EarlyStopping(Callback):
         if epoch < self.start_from_epoch:
             return
         self.wait += 1
-        diverged = self._warn_diverged(self.trainer, epoch)  # NaN weights may score "well"
+        diverged = self._divergence.diverged(self.trainer, epoch)  # NaN weights may score "well"
         if not diverged and is_improvement(current, self.best, self.mode, self.min_delta):
             self.best, self.best_epoch = current, epoch
             if self.restore_best_weights:
@@ -154,6 +158,8 @@ class TerminateOnNaN(Callback):
         True
     """
 
+    log_keys: tuple[str, ...] = ()  # the keys it adds to the logs
+
     def __init__(self, raise_error: bool = False) -> None:
         super().__init__()
         self.raise_error = raise_error
@@ -166,5 +172,6 @@ class TerminateOnNaN(Callback):
         if self.raise_error:
             raise RuntimeError(message)
         print(message)
-        # diverged: no checkpoint of this epoch is written, and it cannot count as best
-        self.trainer.state.diverged = self.trainer.state.stop_training = True
+        # the epoch then ends, and the loop finds it diverged (checks.is_finite): no
+        # checkpoint of it is written, and it cannot count as best
+        self.trainer.state.stop_training = True
