@@ -167,4 +167,5 @@ class TerminateOnNaN(Callback):
             raise RuntimeError(message)
         print(message)
         # diverged: no checkpoint of this epoch is written, and it cannot count as best
-        self.trainer.state.diverged = self.trainer.state.stop_training = True
+        self.trainer.state.check_divergence(loss)
+        self.trainer.state.stop_training = True
