@@ -27,6 +27,7 @@ from trainer_overhead import hand_loop, realistic_callbacks, tiny_case
 
 from labpkg import checks, counting, distributed, resume
 from labpkg.confusion import check_label_ranges, pair_counts
+from labpkg.interrupts import fitting
 from labpkg.metrics import _nonfinite
 
 
@@ -138,7 +139,7 @@ def epoch_rows(trainer, loader, fit_options) -> list[tuple[str, float]]:
         trainer._set_up_fit(loader, None, user_callbacks, verbose)
         trainer.state.start_fit(1, len(loader))
         trainer.callbacks.on_train_begin()
-        with trainer._fitting_session():
+        with fitting(trainer):
             pass
         trainer.callbacks.on_train_end({})
 

@@ -9,10 +9,8 @@ counted by ``global_step``. Read top to bottom: ``fit``, ``_train_epoch``, ``tra
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import warnings
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 
 import torch
 from torch import nn
@@ -25,7 +23,7 @@ from labpkg.callbacks.loggers import ProgbarLogger
 from labpkg.checkpoint import save_checkpoint
 from labpkg.checkpoint_requests import CheckpointQueue
 from labpkg.evaluation import Evaluator, RunningLoss
-from labpkg.interrupts import DeferredInterrupt
+from labpkg.interrupts import DeferredInterrupt, fitting
 from labpkg.losses import get_loss
 from labpkg.metrics import Metric
 from labpkg.restore import PendingResume, restore_trainer, resume_fit
@@ -153,7 +151,7 @@ class Trainer(Evaluator):
         self.callbacks.on_train_begin()
         start = self._resume(resume_from, strict_resume, initial_epoch)
         logs: dict[str, float] = {}
-        with self._fitting_session():  # Ctrl-C waits for the end of the current mini-batch
+        with fitting(self):  # Ctrl-C waits for the end of the current mini-batch; DDP
             for epoch in range(start.epoch, epochs):
                 if self._interrupt.requested:
                     self._stop_at(self.position)
@@ -280,27 +278,6 @@ class Trainer(Evaluator):
         # a resumed epoch's sums come back when it starts; an interrupt before that is mid-air
         self.position = Position(start.epoch, -1, False) if start.batch == 0 else None
         return start
-
-    @contextlib.contextmanager
-    def _fitting_session(self) -> Iterator[None]:
-        """What holds while ``fit`` trains, and is undone after, however it ends: DDP (wrapped
-        once), the optimizer's step counter, Ctrl-C held until the end of a mini-batch."""
-        self._fitting, self._landed = True, False
-        self.train_model = distributed.wrap_model(self.model, self.device)
-        try:
-            with self._interrupt, self._applied_steps:
-                yield
-        except KeyboardInterrupt:
-            self.state.interrupted = True
-            self.position = self.position if self._landed else None  # mid-batch: unknown
-            warnings.warn("training interrupted: returning the history so far", stacklevel=4)
-        except BaseException:
-            self.position = None  # somewhere inside a mini-batch or a hook
-            raise
-        finally:
-            self._fitting, self.train_model = False, self.model
-            self.checkpoint_queue.drop()  # asked for by a hook that did not finish
-            self._input_checks.restore()
 
     def _stop_at(self, position: Position) -> None:
         """End ``fit`` for a held Ctrl-C here, at ``position``, a point it can continue from."""
