@@ -25,8 +25,9 @@ from _timing import paired_ratio
 from torch import nn
 from trainer_overhead import hand_loop, realistic_callbacks, tiny_case
 
-from labpkg import checks, counting, distributed, resume, update
+from labpkg import checks, counting, distributed, resume
 from labpkg.confusion import check_label_ranges, pair_counts
+from labpkg.interrupts import fitting
 from labpkg.metrics import _nonfinite
 
 
@@ -46,7 +47,7 @@ def gap(trainer, model, optimizer, loader, classes, fit_options, pairs: int) -> 
 
 
 def batch_rows(trainer, loader, classes) -> list[tuple[str, float]]:
-    """Each piece of ``_train_one_epoch``'s work per mini-batch, as the loop does it."""
+    """Each piece of ``_train_epoch``'s and ``train_step``'s work per mini-batch."""
     model, state, callbacks = trainer.model, trainer.state, trainer.callbacks
     x, y = next(iter(loader))
     logits = model(x)
@@ -96,7 +97,7 @@ def batch_rows(trainer, loader, classes) -> list[tuple[str, float]]:
             lambda: share(trainer.accumulate)) - per_call(lambda: (param * 1).backward())),
         ("scaler.scale (no scaler)", per_call(lambda: trainer.scaler.scale(loss))),
         ("optimizer update beyond step + zero_grad", per_call(
-            lambda: update.optimizer_update(trainer, 1)) - per_call(lambda: (
+            lambda: trainer.optimizer_step(1)) - per_call(lambda: (
                 trainer.optimizer.step(), trainer.optimizer.zero_grad(set_to_none=True)))),
         ("running loss beyond the hand loop's sum", per_call(
             lambda: trainer.running_loss.add(loss, 32)) - per_call(
@@ -109,8 +110,9 @@ def batch_rows(trainer, loader, classes) -> list[tuple[str, float]]:
                                 pair_counts(labels, y, classes, None, True, True)))),
         ("batch logs: running mean in a dict", per_call(
             lambda: {"loss": trainer.running_loss.mean()})),
-        ("callbacks.on_train_batch_end, checkpoint flush", per_call(
-            lambda: callbacks.on_train_batch_end(1, {"loss": loss}))),
+        ("callbacks.on_train_batch_end, checkpoint queue", per_call(lambda: (
+            callbacks.on_train_batch_end(1, {"loss": loss}),
+            trainer.checkpoint_queue.write(complete=False)))),
         ("interrupt check, stop_training", per_call(stop_checks)),
     ]  # fmt: skip
     trainer._input_checks.restore()
@@ -123,9 +125,8 @@ def epoch_rows(trainer, loader, fit_options) -> list[tuple[str, float]]:
 
     def epoch_start():
         distributed.set_epoch(loader, 0)
-        distributed.wrap_model(model, trainer.device).train()
-        trainer._start_epoch()
-        trainer.epoch_start = resume.epoch_start_state(loader)
+        trainer.train_model.train()
+        resume.epoch_batches(trainer)
 
     def epoch_hooks():
         callbacks.on_epoch_begin(0)
@@ -134,18 +135,27 @@ def epoch_rows(trainer, loader, fit_options) -> list[tuple[str, float]]:
     def fit_setup():
         user_callbacks = fit_options.get("callbacks", [])
         verbose = fit_options["verbose"]
-        trainer._prepare_fit(loader, 1, None, user_callbacks, 0, None, 1, verbose, None, True)
-        with trainer._interrupt:
+        checks.check_fit_args(loader, 1, 0, None, 1, verbose)
+        trainer._set_up_fit(loader, None, user_callbacks, verbose)
+        trainer.state.start_fit(1, len(loader))
+        trainer.callbacks.on_train_begin()
+        with fitting(trainer):
             pass
         trainer.callbacks.on_train_end({})
 
-    trainer._start_epoch()
+    trainer.train_loader = loader
+    resume.epoch_batches(trainer)
     trainer.running_loss.add(torch.ones(()), 1)
+
+    def epoch_end():
+        logs = trainer._epoch_logs(trainer.running_loss, trainer.metrics)
+        trainer.state.check_divergence(logs["loss"], model.parameters())
+
     rows = [
         ("epoch start: zero_grad, reset sums, RNG state", per_call(epoch_start, 200) / n),
         (
             "epoch end: logs (one host read), results, finite check",
-            per_call(trainer._finish_epoch, 200) / n,
+            per_call(epoch_end, 200) / n,
         ),
         ("epoch hooks: on_epoch_begin, on_epoch_end", per_call(epoch_hooks, 20) / n),
         ("fit: checks, CallbackList, on_train_begin/end, SIGINT", per_call(fit_setup, 50) / n),

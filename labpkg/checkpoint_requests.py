@@ -1,9 +1,10 @@
-"""The checkpoints callbacks ask for, written once every callback has run the hook.
+"""The queue of checkpoints callbacks ask for, written once every callback has run the hook.
 
-``ModelCheckpoint`` does not write its file itself: it asks (``request``), and the Trainer
-writes every requested file after the last callback has run the hook (``flush``), so the file
-holds the state of every callback, whatever their order. A request left over by a hook that
-an exception cut short is dropped (``drop``), never written later with another position.
+``ModelCheckpoint`` does not write its file itself: it asks (``request``), and the Trainer's
+loop writes every requested file after the last callback has run the hook (``write``, a
+visible line after ``on_train_batch_end`` and after ``on_epoch_end``), so the file holds the
+state of every callback, whatever their order. A request left over by a hook that an
+exception cut short is dropped (``drop``), never written later with another position.
 """
 
 from __future__ import annotations
@@ -15,17 +16,16 @@ from typing import Any
 
 from labpkg import distributed
 from labpkg.checkpoint import save_checkpoint
-from labpkg.checks import is_finite
-from labpkg.resume import Position, trainer_state
+from labpkg.resume import Position, training_state
 
-__all__ = ["Checkpoints"]
+__all__ = ["CheckpointQueue"]
 
 
-class Checkpoints:
+class CheckpointQueue:
     """The checkpoints callbacks ask for, written once every callback has run the hook.
 
     ``ModelCheckpoint`` calls ``request`` in its ``on_epoch_end`` (or ``on_train_batch_end``);
-    the Trainer calls ``flush`` after *all* callbacks have run that hook, so a checkpoint
+    the Trainer calls ``write`` after *all* callbacks have run that hook, so a checkpoint
     holds the state of callbacks listed after it too (patience, learning rate), whatever
     the order. Nothing is written once training has diverged (a non-finite loss or weight):
     the last good file stays.
@@ -43,10 +43,12 @@ class Checkpoints:
         extra: dict | None = None,
         on_saved: Callable[[], None] | None = None,
     ) -> None:
-        """Ask for a checkpoint at ``path`` at the end of the current hook."""
+        """Ask for a checkpoint at ``path`` at the end of the current hook (with
+        ``weights_only``, the model's ``state_dict`` alone; ``extra``: more keys to save;
+        ``on_saved``: called once the file is written)."""
         self.pending.append((os.fspath(path), weights_only, extra or {}, on_saved))
 
-    def flush(self, complete: bool) -> None:
+    def write(self, complete: bool) -> None:
         """Write the requested checkpoints (after a mini-batch, or after an epoch if complete)."""
         pending, self.pending = self.pending, []
         if not pending or distributed.rank() != 0:
@@ -60,7 +62,7 @@ class Checkpoints:
             if weights_only:
                 save_checkpoint(self.trainer.model.state_dict(), path)
             else:
-                save_checkpoint({**trainer_state(self.trainer, position), **extra}, path)
+                save_checkpoint({**training_state(self.trainer, position), **extra}, path)
             if on_saved is not None:
                 on_saved()
 
@@ -68,7 +70,7 @@ class Checkpoints:
         """Forget requests whose hook did not finish (an exception or a Ctrl-C inside it).
 
         Such a file would hold callbacks that had not all run the hook; written at a later
-        flush it would also name the wrong position. The files written before stay.
+        ``write`` it would also name the wrong position. The files written before stay.
         """
         if self.pending:
             paths = [path for path, *_ in self.pending]
@@ -80,10 +82,11 @@ class Checkpoints:
             )
 
     def _healthy(self) -> bool:
-        state = self.trainer.state
-        if not state.diverged:
-            state.diverged = not is_finite(self.trainer.running_loss.sum, self.trainer.model)
-        return not state.diverged
+        trainer = self.trainer
+        if trainer.state.diverged:
+            return False
+        loss = trainer.running_loss.sum
+        return not trainer.state.check_divergence(loss, trainer.model.parameters())
 
     def _warn_diverged(self, paths: list[str]) -> None:
         if not self._warned:

@@ -21,7 +21,6 @@ __all__ = [
     "check_eval_loader",
     "check_callbacks",
     "check_loss_value",
-    "is_finite",
     "batch_pair",
     "as_inputs",
     "as_target",
@@ -234,7 +233,7 @@ def _check_optimizer_of(model: nn.Module, optimizer: torch.optim.Optimizer) -> N
             group["lr"] = check_lr(lr, "the optimizer's learning rate")
 
 
-def check_fit_args(train, epochs, initial_epoch, steps_per_epoch, validation_freq, verbose):
+def check_fit_args(train, epochs, initial_epoch, batches_per_epoch, validation_freq, verbose):
     """Check ``fit``'s arguments; returns them as Python ints (NumPy integers accepted)."""
     _check_loader(train, "train")
     epochs = as_int(epochs, "epochs", 0)
@@ -242,14 +241,17 @@ def check_fit_args(train, epochs, initial_epoch, steps_per_epoch, validation_fre
     if initial_epoch > epochs:
         raise ValueError(f"initial_epoch must be in [0, epochs={epochs}], got {initial_epoch}")
     length = _length(train)
-    if steps_per_epoch is not None:
-        steps_per_epoch = as_int(steps_per_epoch, "steps_per_epoch", 1)
-        if length is not None and steps_per_epoch > length:
+    if batches_per_epoch is not None:
+        batches_per_epoch = as_int(batches_per_epoch, "batches_per_epoch", 1)
+        if length is not None and batches_per_epoch > length:
             raise ValueError(
-                f"steps_per_epoch must be between 1 and len(train)={length}, got {steps_per_epoch}"
+                f"batches_per_epoch must be between 1 and len(train)={length}, "
+                f"got {batches_per_epoch}"
             )
     elif length is None:
-        raise ValueError("train's dataset has no length (an IterableDataset): pass steps_per_epoch")
+        raise ValueError(
+            "train's dataset has no length (an IterableDataset): pass batches_per_epoch"
+        )
     if length == 0:
         raise ValueError(
             "train yields no batches: the dataset is empty, or drop_last=True with fewer "
@@ -258,7 +260,7 @@ def check_fit_args(train, epochs, initial_epoch, steps_per_epoch, validation_fre
     validation_freq = check_validation_freq(validation_freq)
     if verbose not in (0, 1, 2):
         raise ValueError(f"verbose must be 0, 1 or 2, got {verbose}")
-    return epochs, initial_epoch, steps_per_epoch, validation_freq
+    return epochs, initial_epoch, batches_per_epoch, validation_freq
 
 
 def check_validation_freq(value: Any) -> int | frozenset[int]:
@@ -342,14 +344,3 @@ def check_loss_value(loss: Any) -> None:
             "the loss must return one number per mini-batch, got "
             f"{getattr(loss, 'shape', type(loss).__name__)}: use reduction='mean'"
         )
-
-
-def is_finite(loss: float | torch.Tensor, model: nn.Module) -> bool:
-    """True if the loss (a float, or a tensor on the weights' device) and every weight are
-    finite: one host read for all of them. "Diverged" means this is False."""
-    finite = [p.detach().isfinite().all() for p in model.parameters()]
-    if isinstance(loss, torch.Tensor):
-        finite.append(loss.detach().isfinite().all())
-    elif not math.isfinite(loss):
-        return False
-    return bool(torch.stack(finite).all())

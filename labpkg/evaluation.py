@@ -1,8 +1,8 @@
 """``Evaluator``: running a model without learning, and what training shares with it.
 
-``Trainer`` builds on it: ``evaluate`` and ``predict`` run the model in eval mode with no
-gradients; ``_validate`` is the validation pass inside ``fit``; ``RunningLoss``, ``_forward``,
-``_to_device`` and ``_epoch_logs`` (one host sync per pass) serve both loops.
+An ``Evaluator`` stands alone: ``evaluate`` and ``predict`` run the model in eval mode with no
+gradients. ``Trainer`` builds on it, and its loop shares ``RunningLoss``, ``_to_device``,
+``_autocast`` and ``_epoch_logs`` (one host sync per pass).
 """
 
 from __future__ import annotations
@@ -10,13 +10,15 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any, NoReturn
 
 import torch
 from torch.utils.data import DataLoader
 
 from labpkg import batch_errors, checks, distributed
+from labpkg.devices import amp_settings, pick_device, resolve_amp
 
 __all__ = ["Evaluator", "RunningLoss"]
 
@@ -45,7 +47,59 @@ class RunningLoss:
 
 
 class Evaluator:
-    """The evaluation half of ``Trainer`` (see it for the attributes this relies on)."""
+    """Evaluate and predict with a segmentation model (no optimizer, no training).
+
+    Args:
+        model: the network; it returns class scores (B, C, H, W).
+        loss: ``loss(logits, target)`` returning a scalar, e.g. ``labpkg.DiceCELoss()``.
+        metrics: objects that follow the ``labpkg.metrics.Metric`` protocol
+            (``reset/update/results/sync``), e.g. ``SegmentationMetrics``.
+        device: None picks cuda, then mps, then cpu. Under ``torchrun`` it joins the
+            process group itself and each process uses its own GPU (``cuda:LOCAL_RANK``);
+            ``"cpu"`` keeps every process on the CPU (gloo), also where GPUs exist.
+        amp: mixed precision (autocast) for forward and loss: False (default), True, or
+            ``"auto"``, which turns it on where the 16-bit type is native: on GPUs, and on
+            CPUs with native bfloat16 (``labpkg.devices.amp_is_fast``; a CPU that emulates it
+            ran 5 to 8× slower than float32 in chapter 15).
+        amp_dtype: None picks bfloat16 on CPUs and on CUDA GPUs of compute capability 8.0+,
+            else float16 (e.g. Colab's T4, Apple GPUs), which training pairs with a GradScaler.
+        channels_last: NHWC memory layout for the model and inputs, which cuDNN's tensor-core
+            and oneDNN's CPU convolutions prefer; often faster, not always (chapter 15
+            measures it).
+        check_finite_inputs: raise if an input batch holds NaN or Inf (a host sync per batch).
+
+    Example:
+        >>> model = torch.nn.Conv2d(3, 2, kernel_size=1)  # a "segmentation model" of one layer
+        >>> masks = torch.zeros(4, 4, 4, dtype=torch.long)  # class ids (B, H, W)
+        >>> pairs = torch.utils.data.TensorDataset(torch.rand(4, 3, 4, 4), masks)
+        >>> evaluator = Evaluator(model, torch.nn.CrossEntropyLoss(), device="cpu")
+        >>> sorted(evaluator.evaluate(DataLoader(pairs, batch_size=2)))
+        ['loss']
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        metrics: Sequence[Any] = (),
+        device: str | torch.device | None = None,
+        amp: bool | str = False,
+        amp_dtype: torch.dtype | None = None,
+        channels_last: bool = False,
+        check_finite_inputs: bool = False,
+    ) -> None:
+        # a script started by torchrun joins its process group here, so W copies work as one
+        joined = distributed.init_from_env(device=device)  # device="cpu": gloo on the CPU
+        chosen = joined if device is None and joined else pick_device(device)
+        self.device = distributed.local_device(chosen)
+        self.memory_format = torch.channels_last if channels_last else torch.preserve_format
+        self.model = model.to(self.device, memory_format=self.memory_format)
+        self.loss_fn, self.val_metrics = loss, list(metrics)
+        self.amp = resolve_amp(amp, self.device)  # "auto": on only where 16-bit is native
+        # bfloat16 on CPUs and where the GPU has it natively, else float16 (needs a scaler)
+        self.amp_dtype, self.needs_scaler = amp_settings(self.device, amp_dtype)
+        self.check_finite_inputs = check_finite_inputs
+        self._input_checks = checks.FirstBatchChecks(loss, *self.val_metrics)
 
     def evaluate(
         self, data: DataLoader, max_batches: int | None = None, verbose: int = 0
@@ -66,7 +120,7 @@ class Evaluator:
         max_batches = checks.as_max_batches(max_batches)  # 0 would give NaN, not a score
         loader = self._eval_loader(data, "data")
         try:
-            logs = self._run_eval(loader, max_batches, hooks=False)
+            logs = self._run_eval(loader, max_batches)
         finally:
             self._input_checks.restore()
         if verbose:
@@ -79,14 +133,12 @@ class Evaluator:
         checks.check_eval_loader(data, name)
         return distributed.eval_loader(data, name)
 
-    def _validate(self, loader: DataLoader) -> dict[str, float]:
-        self.callbacks.on_test_begin()
-        logs = self._run_eval(loader, None, hooks=True)
-        self.callbacks.on_test_end(logs)
-        return {f"val_{k}": v for k, v in logs.items()}
-
     @torch.no_grad()
-    def _run_eval(self, loader: DataLoader, max_batches: int | None, hooks: bool):
+    def _run_eval(self, loader: DataLoader, max_batches: int | None, callbacks: Any = None):
+        """One pass without learning. With ``callbacks``, it is ``fit``'s validation: they
+        hear the test hooks, and the keys get a ``val_`` prefix."""
+        if callbacks is not None:
+            callbacks.on_test_begin()
         self.model.eval()  # BatchNorm uses its running statistics
         for metric in self.val_metrics:
             metric.reset()
@@ -95,17 +147,21 @@ class Evaluator:
             itertools.islice(self._pairs(loader), max_batches)
         ):
             self._input_checks.set(batch == 0)
-            if hooks:
-                self.callbacks.on_test_batch_begin(batch)
+            if callbacks is not None:
+                callbacks.on_test_batch_begin(batch)
             inputs, target = self._to_device(inputs, target)
-            source = ("validation_data" if hooks else "data", batch)
+            source = ("data" if callbacks is None else "validation_data", batch)
             logits, loss = self._forward(self.model, inputs, target, source)
             running.add(loss, len(target))
             for metric in self.val_metrics:
                 metric.update(logits, target)
-            if hooks:
-                self.callbacks.on_test_batch_end(batch, {"loss": running.mean()})
-        return self._epoch_logs(running, self.val_metrics)
+            if callbacks is not None:
+                callbacks.on_test_batch_end(batch, {"loss": running.mean()})
+        logs = self._epoch_logs(running, self.val_metrics)
+        if callbacks is None:
+            return logs
+        callbacks.on_test_end(logs)
+        return {f"val_{k}": v for k, v in logs.items()}
 
     def _pairs(self, batches: Iterable) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Each batch as ``(inputs, target)``, or a clear error saying what was expected."""
@@ -157,12 +213,17 @@ class Evaluator:
                 logits = model(inputs)  # (B, C, H, W)
                 loss = self.loss_fn(logits, target)
         except (IndexError, RuntimeError, ValueError) as err:
-            clear = batch_errors.explain(err, inputs, target, logits, source, self.amp)
-            if clear is None:
-                raise
-            raise clear from err
+            self._raise_clear(err, inputs, target, logits, source)
         checks.check_loss_value(loss)  # one number per mini-batch (shape only: no host read)
         return logits, loss
+
+    def _raise_clear(self, err: Exception, inputs, target, logits, source) -> NoReturn:
+        """Raise the clear error that names the mini-batch and the fix for torch's ``err``
+        when the data is at fault (``labpkg.batch_errors``), else ``err`` itself."""
+        clear = batch_errors.explain(err, inputs, target, logits, source, self.amp)
+        if clear is None:
+            raise err
+        raise clear from err
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         """Mixed precision (``torch.autocast``) if AMP is on; else no context at all, because

@@ -33,7 +33,7 @@ FIXES = {
     "batch_size": "pass DataLoader(batch_size=...) as saved",
     "drop_last": "pass DataLoader(drop_last=...) as saved",
     "sampler": "pass DataLoader(shuffle=...) or sampler= as saved",
-    "batches_per_epoch": "pass the same steps_per_epoch",
+    "batches_per_epoch": "pass the same batches_per_epoch",
     "num_workers": "pass DataLoader(num_workers=...) as saved",
     "generators": "give the loader, sampler and transforms the same generator= arguments",
     "accumulate_grad_batches": "pass Trainer(accumulate_grad_batches=...) as saved",

@@ -6,6 +6,9 @@ through an update (some weights moved, others not) or through writing a checkpoi
 raises ``KeyboardInterrupt`` itself at the next mini-batch boundary, and ``fit`` ends
 cleanly. A second Ctrl-C interrupts at once, as usual.
 
+``fitting(trainer)`` is the context ``fit`` trains in: the deferred Ctrl-C, and whatever holds
+only while training runs, undone however ``fit`` ends.
+
 ``kill``, job schedulers and Colab stop a program with SIGTERM instead, whose default ends the
 process wherever it is: no history, a checkpoint's temporary file left behind. A command line
 that wants SIGTERM to mean "stop cleanly" runs inside ``TerminateAsInterrupt``.
@@ -13,11 +16,17 @@ that wants SIGTERM to mean "stop cleanly" runs inside ``TerminateAsInterrupt``.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
+import warnings
+from collections.abc import Iterator
 from types import FrameType, TracebackType
+from typing import Any
 
-__all__ = ["DeferredInterrupt", "TerminateAsInterrupt"]
+from labpkg import distributed
+
+__all__ = ["DeferredInterrupt", "TerminateAsInterrupt", "fitting"]
 
 
 class DeferredInterrupt:
@@ -109,3 +118,30 @@ class TerminateAsInterrupt:
             previous = self._previous if self._previous is not None else signal.SIG_DFL
             signal.signal(signal.SIGTERM, previous)
             self._installed = False
+
+
+@contextlib.contextmanager
+def fitting(trainer: Any) -> Iterator[None]:
+    """What holds while ``trainer.fit`` trains, undone after, however it ends.
+
+    The model wrapped for data parallelism (``DistributedDataParallel``, once per fit), the
+    optimizer's step counter (``labpkg.update.AppliedSteps``), Ctrl-C held until the end of a
+    mini-batch. A KeyboardInterrupt ends ``fit`` cleanly: ``trainer.position`` says where it
+    stopped if it landed between mini-batches, else None (no exact point to continue from).
+    """
+    trainer._fitting, trainer._landed = True, False
+    trainer.train_model = distributed.wrap_model(trainer.model, trainer.device)
+    try:
+        with trainer._interrupt, trainer._applied_steps:
+            yield
+    except KeyboardInterrupt:
+        trainer.state.interrupted = True
+        trainer.position = trainer.position if trainer._landed else None  # mid-batch: unknown
+        warnings.warn("training interrupted: returning the history so far", stacklevel=4)
+    except BaseException:
+        trainer.position = None  # somewhere inside a mini-batch or a hook
+        raise
+    finally:
+        trainer._fitting, trainer.train_model = False, trainer.model
+        trainer.checkpoint_queue.drop()  # asked for by a hook that did not finish
+        trainer._input_checks.restore()

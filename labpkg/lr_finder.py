@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from torch.utils.data import DataLoader
 
+from labpkg.callbacks.base import CallbackList
 from labpkg.callbacks.lr import set_lr
 from labpkg.checkpoint import rng_state, set_rng_state
 from labpkg.checks import as_int
@@ -94,8 +95,10 @@ def lr_find(
     _check(start_lr, end_lr, num_updates, smoothing, diverge)
     saved = _snapshot(trainer, loader)
     rates = _rates(start_lr, end_lr, num_updates)
+    trainer.callbacks = CallbackList([], trainer)  # the updates call no fit's hooks
     try:
-        lrs, losses, smoothed = _range_test(trainer, loader, rates, smoothing, diverge)
+        with trainer._applied_steps:  # counts float16's skipped steps; removed after
+            lrs, losses, smoothed = _range_test(trainer, loader, rates, smoothing, diverge)
     finally:
         _restore(trainer, saved)  # also after an error or Ctrl-C: nothing stays changed
     return LRFinderResult(lrs, losses, smoothed, _steepest(lrs, smoothed))
@@ -112,12 +115,13 @@ def _range_test(trainer, loader, rates, beta, diverge) -> tuple[list, list, list
     average = 0.0  # the moving average of the loss, before its bias correction
     model.train()
     # trainer._pairs: any batch but (inputs, target) is refused with a clear error
-    for lr, (inputs, target) in zip(rates, trainer._pairs(_cycle(loader)), strict=False):
+    pairs = enumerate(trainer._pairs(_cycle(loader)))
+    for lr, (update, (inputs, target)) in zip(rates, pairs, strict=False):
         set_lr(trainer.optimizer, lr)
         inputs, target = trainer._to_device(inputs, target)
         _, loss = trainer._forward(model, inputs, target)  # forward and loss, as in fit
         trainer.scaler.scale(loss).backward()
-        trainer._optimizer_step()  # clipping, the float16 scaler, zero_grad
+        trainer.optimizer_step(update)  # clipping, the float16 scaler, zero_grad
         lrs.append(lr)
         losses.append(loss.item())  # one host read per update: the test needs the number
         average = beta * average + (1 - beta) * losses[-1]
@@ -158,6 +162,7 @@ def _snapshot(trainer, loader: DataLoader) -> dict:
         "optimizer": copy.deepcopy(trainer.optimizer.state_dict()),
         "scaler": copy.deepcopy(trainer.scaler.state_dict()),
         "state": copy.deepcopy(trainer.state),
+        "callbacks": trainer.callbacks,
         "training": trainer.model.training,
         "rng": rng_state(),  # torch, CUDA, Python and NumPy, as checkpoints save them
     }
@@ -169,7 +174,7 @@ def _restore(trainer, saved: dict) -> None:
     trainer.optimizer.zero_grad(set_to_none=True)
     if saved["scaler"]:  # an empty dict: the scaler is off
         trainer.scaler.load_state_dict(saved["scaler"])
-    trainer.state = saved["state"]
+    trainer.state, trainer.callbacks = saved["state"], saved["callbacks"]
     trainer.model.train(saved["training"])
     set_rng_state(saved["rng"])
     for generator, state in saved["generators"]:

@@ -23,7 +23,7 @@ def show_source(obj: Any) -> Any:
     wraps (the package's lines are longer than the lessons') instead of scrolling sideways.
 
     Args:
-        obj: e.g. ``labpkg.Trainer._train_one_epoch``.
+        obj: e.g. ``labpkg.Trainer.train_step``.
 
     Returns:
         An ``IPython.display.Code``; display it (last line of a cell).

@@ -21,21 +21,39 @@ from __future__ import annotations
 import copy
 import os
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from labpkg.checkpoint import check_model_state, load_checkpoint
 from labpkg.fingerprint import Difference, differences, fingerprint, optimizer_name, refusal
-from labpkg.resume import COUNTERS, FORMAT, Position, ResumePoint, set_random_state
+from labpkg.resume import FORMAT, EpochInProgress, Position, ResumePoint, set_random_state
 
-__all__ = ["restore_trainer", "resume_fit", "load_training_state"]
+__all__ = ["PendingResume", "restore_trainer", "resume_fit", "load_training_state"]
 
 ACCEPT = (
     "Or accept a resume that is not exact: fit(..., strict_resume=False) or "
     "trainer.restore(path, strict=False) continues from the next epoch boundary under the new "
     "conditions (the run then differs from an uninterrupted one)."
 )
+
+
+@dataclass
+class PendingResume:
+    """What ``restore`` loaded no part of yet, kept for the next ``fit`` to check and load.
+
+    Attributes:
+        saved: the checkpoint's contents but model and optimizer (loaded already).
+        path: the file, named in errors.
+        changed: the conditions that differ (accepted with ``strict=False``).
+        strict: ``restore``'s ``strict``; the next ``fit``'s ``strict_resume`` adds to it.
+    """
+
+    saved: dict[str, Any]
+    path: str | os.PathLike
+    changed: list[Difference]
+    strict: bool
 
 
 def restore_trainer(trainer: Any, path: str | os.PathLike, strict: bool = True) -> ResumePoint:
@@ -46,11 +64,11 @@ def restore_trainer(trainer: Any, path: str | os.PathLike, strict: bool = True) 
     _apply_run(trainer, saved, changed)
     trainer.position = Position(**saved["position"])
     rest = {k: v for k, v in saved.items() if k not in ("model", "optimizer")}
-    trainer.restored = {"saved": rest, "path": path, "changed": changed, "strict": strict}
+    trainer.pending_resume = PendingResume(rest, path, changed, strict)
     return _resume_point(saved, exact=not changed)
 
 
-def resume_fit(trainer: Any, path, strict: bool, epochs: int, initial_epoch: int) -> ResumePoint:
+def resume_fit(trainer: Any, path, strict: bool, initial_epoch: int) -> ResumePoint:
     """Continue from ``path`` (or, if None, from ``trainer.restore``'s file) in this ``fit``.
 
     Called after ``on_train_begin``, which resets the callbacks: their saved state lands on
@@ -60,13 +78,13 @@ def resume_fit(trainer: Any, path, strict: bool, epochs: int, initial_epoch: int
         saved, restored = load_training_state(path), False
         changed = _check_run(trainer, saved, path, strict)
     else:
-        pending = trainer.restored
-        saved, path, changed, restored = pending["saved"], pending["path"], pending["changed"], True
-        strict = strict and pending["strict"]
+        pending, restored = trainer.pending_resume, True
+        saved, path, changed = pending.saved, pending.path, pending.changed
+        strict = strict and pending.strict
     changed = changed + _accept(differences(saved["fingerprint"], fingerprint(trainer), "data"),
                                 path, strict)  # fmt: skip
     point = _resume_point(saved, exact=not changed)
-    _check_epochs(point, epochs, initial_epoch, path)
+    _check_epochs(point, trainer.state.epochs, initial_epoch, path)
     callback_states = _match_callbacks(trainer.callbacks, saved["callbacks"], path)
     if point.batch > 0:
         _check_progress(saved["progress"], trainer, path)
@@ -77,10 +95,13 @@ def resume_fit(trainer: Any, path, strict: bool, epochs: int, initial_epoch: int
         callback.load_state_dict(state)
     now = {"rng": saved["rng"], "generators": saved["generators"]}
     set_random_state(now, trainer.train_loader)
-    trainer.restored, trainer.resume_progress = None, None
+    trainer.pending_resume, trainer.epoch_in_progress = None, None
     if point.batch > 0:  # the epoch in progress, put back by its first mini-batch
-        progress = {**saved["progress"], "epoch_start": saved["epoch_start"], "now": now}
-        trainer.resume_progress = {**progress, "first": point.batch}
+        progress = saved["progress"]
+        trainer.epoch_in_progress = EpochInProgress(
+            point.batch, progress["loss_sum"], progress["count"], progress["metrics"],
+            progress["grads"], epoch_rng=saved["epoch_rng"], rng_now=now,
+        )  # fmt: skip
     return point
 
 
@@ -138,9 +159,7 @@ def _apply_run(trainer, saved: dict, changed: list[Difference]) -> None:
     trainer.optimizer.load_state_dict(saved["optimizer"])
     if not any(d.field == "amp" for d in changed):  # another precision: a fresh GradScaler
         trainer.scaler.load_state_dict(saved["scaler"])
-    for key in COUNTERS:
-        setattr(trainer.state, key, saved["counters"][key])
-    trainer.state.stop_training = saved["stop_training"]
+    trainer.state.load_state_dict(saved["state"])
 
 
 def _resume_point(saved: dict, exact: bool) -> ResumePoint:

@@ -21,7 +21,10 @@ from __future__ import annotations
 import collections
 import itertools
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, NamedTuple
+
+import torch
 
 from labpkg.checkpoint import rng_state, set_rng_state
 from labpkg.evaluation import RunningLoss
@@ -32,15 +35,15 @@ __all__ = [
     "FORMAT",
     "Position",
     "ResumePoint",
-    "trainer_state",
+    "EpochInProgress",
+    "training_state",
     "position_now",
-    "epoch_start_state",
+    "random_state",
     "set_random_state",
-    "continue_epoch",
-    "replay_epoch",
+    "epoch_batches",
 ]
 
-FORMAT = 3  # 3: the run's fingerprint and the data pipeline's generators
+FORMAT = 4  # 4: the counters as TrainState.state_dict() under "state"; "epoch_rng"
 
 
 class ResumePoint(NamedTuple):
@@ -77,22 +80,44 @@ class Position(NamedTuple):
         return not self.complete and self.batch >= 0
 
 
+@dataclass
+class EpochInProgress:
+    """A mid-epoch checkpoint's unfinished epoch, put back when the next ``fit`` starts it.
+
+    Attributes:
+        first: the first mini-batch still to run (0-based).
+        loss_sum, count: the epoch's ``RunningLoss`` so far.
+        metrics: each training metric's ``state_dict()``.
+        grads: each parameter's gradient (an unfinished accumulation group's sum), or None.
+        epoch_rng: the random state that drew the epoch's data order (``random_state``).
+        rng_now: the random state when the checkpoint was taken.
+    """
+
+    first: int
+    loss_sum: torch.Tensor
+    count: int
+    metrics: list[dict]
+    grads: list[torch.Tensor | None]
+    epoch_rng: dict[str, Any]
+    rng_now: dict[str, Any]
+
+
 def position_now(trainer: Any) -> Position:
-    """Where ``trainer`` stands, for ``Trainer.save_checkpoint``.
+    """Where ``trainer`` stands, for ``Trainer.save_training_state``.
 
     Before any ``fit``: before epoch 0. After a ``fit``: after its last epoch. After a Ctrl-C
     (which waits for the end of the mini-batch): after that mini-batch, the epoch unfinished.
 
     Raises:
         RuntimeError: during ``fit`` (from a callback): the hook has not run everywhere yet;
-            ask with ``trainer.checkpoints.request(path)``, as ``ModelCheckpoint`` does.
+            ask with ``trainer.checkpoint_queue.request(path)``, as ``ModelCheckpoint`` does.
         ValueError: after a ``fit`` that an exception (or a second Ctrl-C) cut short inside a
             mini-batch or a hook: no point exists there to continue from exactly.
     """
     if trainer._fitting:
         raise RuntimeError(
-            "save_checkpoint() during fit would save a half-run hook: from a callback, "
-            "call self.trainer.checkpoints.request(path) (or use ModelCheckpoint)"
+            "save_training_state() during fit would save a half-run hook: from a callback, "
+            "call self.trainer.checkpoint_queue.request(path) (or use ModelCheckpoint)"
         )
     if trainer.position is None:
         raise ValueError(
@@ -104,31 +129,28 @@ def position_now(trainer: Any) -> Position:
     return trainer.position
 
 
-COUNTERS = ("global_step", "skipped_updates", "batches_seen", "samples_seen")
-
-
-def trainer_state(trainer: Any, position: Position) -> dict[str, Any]:
-    """A Trainer's full state at ``position``: what a training checkpoint holds."""
-    state, model, optimizer = trainer.state, trainer.model, trainer.optimizer
+def training_state(trainer: Any, position: Position) -> dict[str, Any]:
+    """A Trainer's full state at ``position``: what a training checkpoint file holds (plain
+    dicts, lists and tensors, so that ``torch.load(weights_only=True)`` reads it)."""
+    model, optimizer = trainer.model, trainer.optimizer
     saved: dict[str, Any] = {
         "format": FORMAT,
         "position": position._asdict(),
         "fingerprint": fingerprint(trainer),
-        "counters": {k: getattr(state, k) for k in COUNTERS},
-        "stop_training": state.stop_training,
+        "state": trainer.state.state_dict(),  # counters and stop_training
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scaler": trainer.scaler.state_dict(),
         "callbacks": _callback_states(trainer.callbacks),
-        **epoch_start_state(trainer.train_loader),  # the random state now
+        **random_state(trainer.train_loader),  # the random state now
     }
     if position.mid_epoch:
-        if trainer.resume_progress is not None:
+        if trainer.epoch_in_progress is not None:
             raise ValueError(
                 "this trainer was restored from a mid-epoch checkpoint and has not continued "
                 "it yet: copy that checkpoint's file instead, or save after fit"
             )
-        saved["epoch_start"] = trainer.epoch_start
+        saved["epoch_rng"] = trainer.epoch_rng
         saved["progress"] = {
             "loss_sum": trainer.running_loss.sum.detach().clone(),
             "count": trainer.running_loss.count,
@@ -164,7 +186,7 @@ def _metric_state(metric: Any) -> dict:
     return metric.state_dict()
 
 
-def epoch_start_state(loader: Any) -> dict[str, Any]:
+def random_state(loader: Any) -> dict[str, Any]:
     """The random state now: the global generators and those the data pipeline owns.
 
     Taken before ``iter(loader)``, it is what decides the epoch's data order.
@@ -174,7 +196,7 @@ def epoch_start_state(loader: Any) -> dict[str, Any]:
 
 
 def set_random_state(saved: dict[str, Any], loader: Any) -> None:
-    """Put back what ``epoch_start_state`` took (the generators ``loader`` still owns)."""
+    """Put back what ``random_state`` took (the generators ``loader`` still owns)."""
     set_rng_state(saved["rng"])
     owned = {} if loader is None else data_generators(loader)
     for where, state in saved["generators"].items():
@@ -182,33 +204,35 @@ def set_random_state(saved: dict[str, Any], loader: Any) -> None:
             owned[where].set_state(state)
 
 
-def continue_epoch(trainer: Any) -> int:
-    """Put back a mid-epoch checkpoint's epoch in progress; returns its next mini-batch.
+def epoch_batches(trainer: Any) -> tuple[int, Iterator]:
+    """The epoch's first mini-batch to run, and the loader's batches from there on: one
+    factory for a fresh epoch and a resumed one.
 
-    The random state goes back to the start of the epoch, so that drawing the data order
-    again gives the same order (``replay_epoch``).
+    Sums, metric counts and gradients start from zero. A fresh epoch starts at mini-batch 0,
+    its random state kept first (``trainer.epoch_rng``) for a mid-epoch checkpoint. A
+    resumed one (``trainer.epoch_in_progress``) gets its sums, metric counts and gradients
+    back, and the random state of the epoch's start, so that ``iter`` draws the same order
+    again; the mini-batches that already ran are read (which draws their augmentations, as
+    the interrupted run did) and skipped, then the random state of the checkpoint itself
+    comes back (dropout, augmentation).
     """
-    progress = trainer.resume_progress
-    trainer.running_loss = RunningLoss(progress["loss_sum"].to(trainer.device), progress["count"])
-    for metric, state in zip(trainer.metrics, progress["metrics"], strict=True):
-        metric.load_state_dict(state)
-    for param, grad in zip(trainer.model.parameters(), progress["grads"], strict=True):
-        param.grad = None if grad is None else grad.to(param.device)
-    trainer.epoch_start = progress["epoch_start"]
-    set_random_state(progress["epoch_start"], trainer.train_loader)
-    return progress["first"]
-
-
-def replay_epoch(trainer: Any, first: int) -> Iterator:
-    """The resumed epoch's loader iterator, at mini-batch ``first``.
-
-    ``continue_epoch`` put back the random state of the epoch's start, so ``iter`` draws the
-    same order again; the mini-batches that already ran are skipped (read, not trained on:
-    reading them draws their augmentations, as the interrupted run did), then the random
-    state of the checkpoint itself comes back (dropout, augmentation).
-    """
-    batches = iter(trainer.train_loader)
-    collections.deque(itertools.islice(batches, first), maxlen=0)  # consume `first` batches
-    progress, trainer.resume_progress = trainer.resume_progress, None
-    set_random_state(progress["now"], trainer.train_loader)
-    return batches
+    trainer.optimizer.zero_grad(set_to_none=True)  # accumulation never leaks across epochs
+    for metric in trainer.metrics:
+        metric.reset()
+    trainer.running_loss = RunningLoss.zero(trainer.device)
+    loader, resumed = trainer.train_loader, trainer.epoch_in_progress
+    if resumed is not None:
+        trainer.running_loss = RunningLoss(resumed.loss_sum.to(trainer.device), resumed.count)
+        for metric, state in zip(trainer.metrics, resumed.metrics, strict=True):
+            metric.load_state_dict(state)
+        for param, grad in zip(trainer.model.parameters(), resumed.grads, strict=True):
+            param.grad = None if grad is None else grad.to(param.device)
+        set_random_state(resumed.epoch_rng, loader)
+    first = 0 if resumed is None else resumed.first
+    trainer.epoch_rng = random_state(loader) if resumed is None else resumed.epoch_rng
+    batches = iter(loader)
+    if resumed is not None:
+        collections.deque(itertools.islice(batches, first), maxlen=0)  # skip `first` batches
+        trainer.epoch_in_progress = None
+        set_random_state(resumed.rng_now, loader)
+    return first, itertools.islice(batches, trainer.state.batches_per_epoch - first)

@@ -1,32 +1,33 @@
 """``Trainer``: the training loop, with counters that are the book's definitions.
 
 One **epoch** is a pass over the training loader: ``batches_per_epoch`` **mini-batches**, each
-forwarded and back-propagated. Every ``accumulate_grad_batches`` mini-batches the optimizer
-makes one **update** (the book's *iteration*, or *step*), counted by ``global_step``.
+forwarded and back-propagated (``train_step``). Every ``accumulate_grad_batches`` mini-batches
+the optimizer makes one **update** (the book's *iteration*, or *step*; ``optimizer_step``),
+counted by ``global_step``. Read top to bottom: ``fit``, ``_train_epoch``, ``train_step``,
+``optimizer_step``.
 """
 
 from __future__ import annotations
 
 import copy
-import itertools
-import warnings
 from collections.abc import Callable, Collection, Iterable, Sequence
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from labpkg import checkpoint, checks, counting, distributed, restore, resume, update
+from labpkg import checks, counting, distributed, resume, update
 from labpkg.callbacks.base import Callback, CallbackList
 from labpkg.callbacks.history import History
 from labpkg.callbacks.loggers import ProgbarLogger
-from labpkg.checkpoint_requests import Checkpoints
-from labpkg.devices import amp_settings, pick_device, resolve_amp
+from labpkg.checkpoint import save_checkpoint
+from labpkg.checkpoint_requests import CheckpointQueue
 from labpkg.evaluation import Evaluator, RunningLoss
-from labpkg.interrupts import DeferredInterrupt
+from labpkg.interrupts import DeferredInterrupt, fitting
 from labpkg.losses import get_loss
 from labpkg.metrics import Metric
-from labpkg.resume import Position, ResumePoint
+from labpkg.restore import PendingResume, restore_trainer, resume_fit
+from labpkg.resume import EpochInProgress, Position, ResumePoint
 from labpkg.state import TrainState
 from labpkg.update import AppliedSteps
 
@@ -37,27 +38,12 @@ class Trainer(Evaluator):
     """Train, evaluate and predict with a segmentation model.
 
     Args:
-        model: the network; it returns class scores (B, C, H, W).
+        model, loss, metrics, device, amp, amp_dtype, channels_last, check_finite_inputs: as
+            for ``labpkg.evaluation.Evaluator`` (``metrics`` are the training epoch's; the
+            validation gets copies of them).
         optimizer: a ``torch.optim`` optimizer over ``model``'s parameters.
-        loss: ``loss(logits, target)`` returning a scalar, e.g. ``labpkg.DiceCELoss()``, or a
-            name: ``"cross_entropy"``, ``"dice"``, ``"jaccard"``, ``"dice_ce"``.
-        metrics: objects that follow the ``labpkg.metrics.Metric`` protocol
-            (``reset/update/results/sync``), e.g. ``SegmentationMetrics``.
-        device: None picks cuda, then mps, then cpu. Under ``torchrun`` the Trainer joins the
-            process group itself and each process uses its own GPU (``cuda:LOCAL_RANK``);
-            ``"cpu"`` keeps every process on the CPU (gloo), also where GPUs exist.
-        amp: mixed precision (autocast) for forward and loss: False (default), True, or
-            ``"auto"``, which turns it on where the 16-bit type is native: on GPUs, and on
-            CPUs with native bfloat16 (``labpkg.devices.amp_is_fast``; a CPU that emulates it
-            ran 5 to 8× slower than float32 in chapter 15).
-        amp_dtype: None picks bfloat16 on CPUs and on CUDA GPUs of compute capability 8.0+,
-            else float16 (e.g. Colab's T4, Apple GPUs), which adds a GradScaler.
         grad_clip_norm: clip the gradient norm to this value before each update (default off).
         accumulate_grad_batches: mini-batches per optimizer update (default 1).
-        channels_last: NHWC memory layout for the model and inputs, which cuDNN's tensor-core
-            and oneDNN's CPU convolutions prefer; often faster, not always (chapter 15
-            measures it).
-        check_finite_inputs: raise if an input batch holds NaN or Inf (a host sync per batch).
 
     Losses and metrics that check their inputs (``validate_args``: labels in range, which
     needs a host read) check the first mini-batch of every epoch and of every evaluation; the
@@ -89,45 +75,33 @@ class Trainer(Evaluator):
         channels_last: bool = False,
         check_finite_inputs: bool = False,
     ) -> None:
-        if isinstance(loss, str):
-            loss = get_loss(loss)  # "cross_entropy", "dice", "jaccard" or "dice_ce"
+        loss = get_loss(loss) if isinstance(loss, str) else loss  # e.g. "dice_ce"
         checks.check_trainer_args(
             model, optimizer, loss, metrics, grad_clip_norm, accumulate_grad_batches
         )
-        # a script started by torchrun joins its process group here, so W copies train as one
-        joined = distributed.init_from_env(device=device)  # device="cpu": gloo on the CPU
-        chosen = joined if device is None and joined else pick_device(device)
-        self.device = distributed.local_device(chosen)
-        self.memory_format = torch.channels_last if channels_last else torch.preserve_format
-        self.model = model.to(self.device, memory_format=self.memory_format)
-        self.optimizer, self.loss_fn = optimizer, loss
-        self.metrics = list(metrics)
-        # separate copies, so validation never mixes into the training epoch's numbers
-        self.val_metrics = [copy.deepcopy(m) for m in self.metrics]
-        self.amp = resolve_amp(amp, self.device)  # "auto": on only where 16-bit is native
-        # bfloat16 on CPUs and where the GPU has it natively, else float16, which needs a
-        # GradScaler: small gradients underflow in float16, so the scaler multiplies the loss
-        # up, then undoes it
-        self.amp_dtype, needs_scaler = amp_settings(self.device, amp_dtype)
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp and needs_scaler)
+        # validation gets copies, so it never mixes into the training epoch's numbers
+        super().__init__(model, loss, [copy.deepcopy(m) for m in metrics], device, amp,
+                         amp_dtype, channels_last, check_finite_inputs)  # fmt: skip
+        self.optimizer, self.metrics = optimizer, list(metrics)
+        # float16 needs a GradScaler: small gradients underflow, so it scales the loss up
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp and self.needs_scaler)
         self.grad_clip_norm = None if grad_clip_norm is None else float(grad_clip_norm)
         self.accumulate = checks.as_int(accumulate_grad_batches, "accumulate_grad_batches", 1)
-        self.check_finite_inputs = check_finite_inputs
-        self.state = TrainState()
-        self.history = History()
+        self.state, self.history = TrainState(), History()
         self.callbacks = CallbackList([], self)
-        self.checkpoints = Checkpoints(self)  # what ModelCheckpoint asks to save
+        self.checkpoint_queue = CheckpointQueue(self)  # the files callbacks ask for
         self.train_loader: DataLoader | None = None
         self.val_loader: DataLoader | None = None
+        self.train_model: nn.Module = self.model  # in fit, under data parallelism: DDP
         self.running_loss = RunningLoss.zero(self.device)  # the epoch in progress
-        self.epoch_start: dict | None = None  # the random state that drew this epoch's order
-        self.resume_progress: dict | None = None  # set on resume for a mid-epoch resume
-        self.restored: dict | None = None  # what restore() left for the next fit to continue
+        self.epoch_rng: dict | None = None  # the random state that drew this epoch's order
+        self.epoch_in_progress: EpochInProgress | None = None  # a mid-epoch resume's epoch
+        self.pending_resume: PendingResume | None = None  # restore()'s, for the next fit
         self.position: Position | None = Position(0, -1, complete=False)  # where training is
         self._fitting = self._landed = False
         self._input_checks = checks.FirstBatchChecks(loss, *self.metrics, *self.val_metrics)
         self._interrupt = DeferredInterrupt()
-        self.applied_steps = AppliedSteps(optimizer)  # a step the GradScaler skips is not one
+        self._applied_steps = AppliedSteps(optimizer)  # a step the GradScaler skips is not one
 
     # ----------------------------------------------------------------------------- fit
     def fit(
@@ -137,7 +111,7 @@ class Trainer(Evaluator):
         validation_data: DataLoader | None = None,
         callbacks: Iterable[Callback] | None = None,
         initial_epoch: int = 0,
-        steps_per_epoch: int | None = None,
+        batches_per_epoch: int | None = None,
         validation_freq: int | Collection[int] = 1,
         verbose: int = 1,
         resume_from: str | None = None,
@@ -152,14 +126,14 @@ class Trainer(Evaluator):
                 its logs get a ``val_`` prefix.
             callbacks: ``Callback`` objects, called in list order.
             initial_epoch: epoch to start at (0-based).
-            steps_per_epoch: mini-batches per epoch, at most ``len(train)`` (quick runs). Keras's
-                name: its "steps" here are mini-batches, not optimizer updates.
+            batches_per_epoch: mini-batches per epoch, at most ``len(train)`` (quick runs;
+                required for a loader without a length).
             validation_freq: validate after every this many epochs (default 1), or, as in
                 Keras, after each 1-based epoch of a list (``[4, 5, 6]``).
             verbose: 0 silent, 1 a progress bar, 2 one line per epoch.
-            resume_from: a checkpoint written by ``ModelCheckpoint`` or ``save_checkpoint`` to
-                continue from, exactly where it stands. Without it, a fit after
-                ``restore(path)`` continues from that file.
+            resume_from: a checkpoint written by ``ModelCheckpoint`` or
+                ``save_training_state`` to continue from, exactly where it stands. Without
+                it, a fit after ``restore(path)`` continues from that file.
             strict_resume: True (default) refuses a resume that cannot be exact (another
                 loader, accumulation, optimizer class, precision: ``labpkg.fingerprint``),
                 naming what changed; False warns and continues from the next epoch boundary.
@@ -169,137 +143,141 @@ class Trainer(Evaluator):
             The ``History`` (also ``trainer.history``). A KeyboardInterrupt ends training
             cleanly: ``on_train_end`` runs and the history so far is returned.
         """
-        val_loader, start = self._prepare_fit(
-            train, epochs, validation_data, callbacks, initial_epoch,
-            steps_per_epoch, validation_freq, verbose, resume_from, strict_resume,
-        )  # fmt: skip
+        epochs, initial_epoch, batches_per_epoch, validation_freq = checks.check_fit_args(
+            train, epochs, initial_epoch, batches_per_epoch, validation_freq, verbose
+        )
+        self._set_up_fit(train, validation_data, callbacks, verbose)
+        self.state.start_fit(epochs, batches_per_epoch or len(self.train_loader))
+        self.callbacks.on_train_begin()
+        start = self._resume(resume_from, strict_resume, initial_epoch)
         logs: dict[str, float] = {}
-        self._fitting, self._landed = True, False
-        try:
-            with self._interrupt:  # Ctrl-C waits for the end of the current mini-batch
-                for epoch in range(start.epoch, self.state.epochs):
-                    if self._interrupt.requested:
-                        self._stop_at(self.position)
-                    if self.state.stop_training:  # set by a callback: no further epoch starts
-                        break
-                    self.state.epoch = epoch
-                    distributed.set_epoch(self.train_loader, epoch)  # a new shuffle each epoch
-                    if epoch > start.epoch or start.batch == 0:  # a resumed epoch had begun
-                        self.callbacks.on_epoch_begin(epoch)
-                    logs = self._train_one_epoch()
-                    if val_loader is not None and checks.validates_after(epoch, validation_freq):
-                        logs.update(self._validate(val_loader))
-                    self.callbacks.on_epoch_end(epoch, logs)  # then: requested checkpoints
-                    self.position = Position(epoch, self.state.batch, complete=True)
-        except KeyboardInterrupt:
-            self.state.interrupted = True
-            self.position = self.position if self._landed else None  # mid-batch: unknown
-            warnings.warn("training interrupted: returning the history so far", stacklevel=2)
-        except BaseException:
-            self.position = None  # somewhere inside a mini-batch or a hook
-            raise
-        finally:
-            self._fitting = False
-            self.checkpoints.drop()  # asked for by a hook that did not finish
-            self._input_checks.restore()
+        with fitting(self):  # Ctrl-C waits for the end of the current mini-batch; DDP
+            for epoch in range(start.epoch, epochs):
+                if self._interrupt.requested:
+                    self._stop_at(self.position)
+                if self.state.stop_training:  # set by a callback: no further epoch starts
+                    break
+                logs = self._train_epoch(epoch)
+                if self.val_loader is not None and checks.validates_after(epoch, validation_freq):
+                    logs.update(self._run_eval(self.val_loader, None, self.callbacks))
+                self.callbacks.on_epoch_end(epoch, logs)
+                self.checkpoint_queue.write(complete=True)  # the files callbacks asked for
+                self.position = Position(epoch, self.state.batch, complete=True)
         self.callbacks.on_train_end(logs)
         return self.history
 
-    def _prepare_fit(
-        self, train, epochs, validation_data, callbacks, initial_epoch,
-        steps_per_epoch, validation_freq, verbose, resume_from, strict_resume,
-    ) -> tuple[DataLoader | None, ResumePoint]:  # fmt: skip
-        """Check the arguments, shard the data, set up callbacks and state; maybe resume."""
-        epochs, initial_epoch, steps_per_epoch, validation_freq = checks.check_fit_args(
-            train, epochs, initial_epoch, steps_per_epoch, validation_freq, verbose
-        )
-        # under data parallelism each process reads its own share; otherwise unchanged
-        self.train_loader = distributed.distributed_loader(train)
+    def _train_epoch(self, epoch: int) -> dict[str, float]:
+        """One pass over the training loader: the loop, its counters and its hooks."""
+        state = self.state
+        state.epoch = epoch
+        distributed.set_epoch(self.train_loader, epoch)  # a new shuffle each epoch
+        if self.epoch_in_progress is None:  # a resumed epoch had its on_epoch_begin
+            self.callbacks.on_epoch_begin(epoch)
+        self.train_model.train()  # BatchNorm uses the statistics of each mini-batch
+        first, batches = resume.epoch_batches(self)  # from 0, or where a checkpoint left off
+        seen = state.batches_seen
+        for batch, (inputs, target) in enumerate(self._pairs(batches), start=first):
+            state.batch = batch
+            self._input_checks.set(batch == first)  # a host read on the first mini-batch only
+            self.callbacks.on_train_batch_begin(batch)
+            inputs, target = self._to_device(inputs, target)
+            logits, loss = self.train_step(inputs, target, batch)  # steps 1 to 4
+            self.running_loss.add(loss, len(target))  # 5. metrics and callbacks
+            for metric in self.metrics:
+                metric.update(logits.detach(), target)
+            self.callbacks.on_train_batch_end(batch, {"loss": self.running_loss.mean()})
+            self.checkpoint_queue.write(complete=False)  # the files callbacks asked for
+            if self._interrupt.requested:  # a Ctrl-C during this mini-batch lands here
+                self._stop_at(Position(epoch, batch, complete=False))
+            if state.stop_training:
+                break
+        else:  # a stream may run out before batches_per_epoch
+            update.finish_short_epoch(self, first + state.batches_seen - seen)
+        logs = self._epoch_logs(self.running_loss, self.metrics)  # the one host sync
+        state.check_divergence(logs["loss"], self.model.parameters())  # NaN: never "best"
+        return logs
+
+    def train_step(
+        self, inputs: torch.Tensor, target: torch.Tensor, batch: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One mini-batch: forward, loss, backward, and the update if it ends its group.
+
+        Args:
+            inputs: images (B, C, H, W) on the device.
+            target: masks (B, H, W) of class ids.
+            batch: the mini-batch's 0-based index in the epoch.
+
+        Returns:
+            The scores (B, C, H, W) and the loss (a 0-d tensor, still on the device).
+        """
+        model, state = self.train_model, self.state
+        per_epoch = state.batches_per_epoch
+        group = counting.group_size(batch, self.accumulate, per_epoch)  # 1: no accumulation
+        ends_group = counting.ends_update(batch, self.accumulate, per_epoch)
+        logits = None
+        with distributed.sync_gradients(model, now=ends_group):  # DDP: at updates only
+            try:
+                with self._autocast():  # AMP: forward and loss in 16 bits (if amp)
+                    logits = model(inputs)  # 1. forward: scores (B, C, H, W)
+                    loss = self.loss_fn(logits, target)  # 2. loss: one number
+            except (IndexError, RuntimeError, ValueError) as err:  # "mini-batch 3 of train"
+                self._raise_clear(err, inputs, target, logits, ("train", batch))
+            checks.check_loss_value(loss)  # one number (its shape only: no host read)
+            share = loss if group == 1 else loss / group  # each adds its share of the mean
+            self.scaler.scale(share).backward()  # 3. backward (scaled up under float16)
+        state.batches_seen += 1
+        state.samples_seen += len(target)
+        if ends_group:
+            self.optimizer_step(batch)  # 4. optimizer step: one update, one iteration
+        return logits, loss
+
+    def optimizer_step(self, batch: int) -> None:
+        """One update from the gradient summed since the last (the order: ``labpkg.update``).
+
+        Args:
+            batch: the 0-based mini-batch that ends the accumulation group (for the hooks).
+        """
+        optimizer, scaler = self.optimizer, self.scaler
+        scaler.unscale_(optimizer)  # float16: the true gradient (else a no-op)
+        self.callbacks.on_after_backward(batch)  # the group's gradient, not yet clipped
+        if self.grad_clip_norm is not None:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip_norm)
+        self.callbacks.on_before_optimizer_step(batch)  # the gradient the step applies
+        if scaler.is_enabled():  # float16: the step is skipped if the gradients overflowed
+            self._scaled_step()
+        else:
+            optimizer.step()
+        optimizer.zero_grad(set_to_none=True)  # the next group starts from nothing
+        self.state.global_step += 1
+        self.callbacks.on_update_end(self.state.global_step)
+
+    def _scaled_step(self) -> None:
+        applied = self._applied_steps.count
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.state.skipped_updates += self._applied_steps.count == applied
+
+    # ------------------------------------------------------------ around the loop
+    def _set_up_fit(self, train, validation_data, callbacks, verbose: int) -> None:
+        """Shard the data under data parallelism; the callbacks, History and progress bar."""
+        self.train_loader = distributed.distributed_loader(train)  # each process its share
         val = validation_data  # each sample once per validation, also under data parallelism
         self.val_loader = None if val is None else self._eval_loader(val, "validation_data")
         self.history = History()  # last, with the progress bar: they see every callback's keys
         extra = [self.history] + ([ProgbarLogger(verbose)] if verbose else [])
         self.callbacks = CallbackList([*checks.check_callbacks(callbacks), *extra], self)
-        state = self.state
-        state.epochs, state.stop_training, state.interrupted = epochs, False, False
-        state.diverged, self.resume_progress = False, None
-        state.batches_per_epoch = steps_per_epoch or len(self.train_loader)
-        self.callbacks.on_train_begin()
+        self.epoch_in_progress = None
+
+    def _resume(self, resume_from: str | None, strict: bool, initial_epoch: int) -> ResumePoint:
+        """Where this fit starts: ``initial_epoch``, or a checkpoint's position."""
         start = ResumePoint(initial_epoch, 0)
-        if resume_from is not None or self.restored is not None:
+        if resume_from is not None or self.pending_resume is not None:
             # after on_train_begin, which resets callbacks (patience, best): the restored
             # state must land on top of that reset, not be wiped by it
-            start = restore.resume_fit(self, resume_from, strict_resume, epochs, initial_epoch)
+            start = resume_fit(self, resume_from, strict, initial_epoch)
         # a resumed epoch's sums come back when it starts; an interrupt before that is mid-air
         self.position = Position(start.epoch, -1, False) if start.batch == 0 else None
-        return self.val_loader, start
-
-    def _train_one_epoch(self) -> dict[str, float]:
-        """One pass over the training loader: the five steps of the training-loop chapter."""
-        model, state = distributed.wrap_model(self.model, self.device), self.state
-        model.train()  # BatchNorm uses the statistics of each mini-batch
-        first = self._start_epoch()  # fresh sums and gradients, or those of a resumed epoch
-        seen = state.batches_seen
-        for batch, (inputs, target) in enumerate(self._epoch_batches(first), start=first):
-            state.batch = batch
-            self._input_checks.set(batch == first)  # a host read on the first mini-batch only
-            self.callbacks.on_train_batch_begin(batch)
-            inputs, target = self._to_device(inputs, target)
-            ends_group = counting.ends_update(batch, self.accumulate, state.batches_per_epoch)
-            with distributed.sync_gradients(model, now=ends_group):
-                # 1. forward, 2. loss ("mini-batch 3 of train" in an error about the data)
-                logits, loss = self._forward(model, inputs, target, ("train", batch))
-                # accumulation: each mini-batch adds its share of the group's mean gradient
-                # (a group of one: the loss itself, as dividing by 1 costs an op and a graph node)
-                group = counting.group_size(batch, self.accumulate, state.batches_per_epoch)
-                share = loss if group == 1 else loss / group
-                self.scaler.scale(share).backward()  # 3. backward (scaled up under float16)
-            state.batches_seen += 1
-            state.samples_seen += len(target)
-            if ends_group:
-                self._optimizer_step(batch)  # 4. optimizer step: one update, one iteration
-                state.global_step += 1
-            self.running_loss.add(loss, len(target))  # 5. metrics and callbacks
-            for metric in self.metrics:
-                metric.update(logits.detach(), target)
-            self.callbacks.on_train_batch_end(batch, {"loss": self.running_loss.mean()})
-            if self._interrupt.requested:  # a Ctrl-C during this mini-batch lands here
-                self._stop_at(Position(state.epoch, batch, complete=False))
-            if state.stop_training:
-                break
-        if not state.stop_training:  # a stream may run out before steps_per_epoch
-            update.finish_short_epoch(self, first + state.batches_seen - seen)
-        return self._finish_epoch()
-
-    def _start_epoch(self) -> int:
-        """Zero the epoch's sums (or restore a resumed epoch's); the first mini-batch to run."""
-        self.optimizer.zero_grad(set_to_none=True)  # accumulation never leaks across epochs
-        for metric in self.metrics:
-            metric.reset()
-        self.running_loss = RunningLoss.zero(self.device)
-        if self.resume_progress is None:
-            return 0
-        return resume.continue_epoch(self)
-
-    def _epoch_batches(self, first: int) -> Iterable:
-        """This epoch's mini-batches from number ``first`` on, as (inputs, target) pairs."""
-        if first == 0:  # the random state that draws the order, kept for mid-epoch checkpoints
-            self.epoch_start = resume.epoch_start_state(self.train_loader)
-            batches = iter(self.train_loader)
-        else:  # a resumed epoch: its order drawn again, the mini-batches that ran skipped
-            batches = resume.replay_epoch(self, first)
-        return self._pairs(itertools.islice(batches, self.state.batches_per_epoch - first))
-
-    def _finish_epoch(self) -> dict[str, float]:
-        logs = self._epoch_logs(self.running_loss, self.metrics)
-        # a NaN or infinite loss or weight: the epoch can be no one's "best", nor be saved
-        self.state.diverged = not checks.is_finite(logs["loss"], self.model)
-        return logs
-
-    def _optimizer_step(self, batch: int | None = None) -> None:
-        """One update: unscale, ``on_after_backward``, clip, ``on_before_optimizer_step``,
-        step, zero the gradients (``labpkg.update``; no hooks when ``batch`` is None)."""
-        update.optimizer_update(self, batch)
+        return start
 
     def _stop_at(self, position: Position) -> None:
         """End ``fit`` for a held Ctrl-C here, at ``position``, a point it can continue from."""
@@ -307,21 +285,21 @@ class Trainer(Evaluator):
         self._interrupt.check()  # raises KeyboardInterrupt
 
     # -------------------------------------------------------------------- checkpoints
-    def save_checkpoint(self, path: str) -> None:
-        """Write where training stands to the file ``path`` atomically (process 0 only), so
-        that ``fit(..., resume_from=path)`` trains exactly what is left (see
+    def save_training_state(self, path: str) -> None:
+        """Write where training stands to the checkpoint file ``path`` atomically (process 0
+        only), so that ``fit(..., resume_from=path)`` trains exactly what is left (see
         ``labpkg.resume.position_now``: before any fit, epoch 0; after a Ctrl-C, the rest of
         the epoch it stopped in)."""
-        saved = resume.trainer_state(self, resume.position_now(self))
+        saved = resume.training_state(self, resume.position_now(self))
         if distributed.rank() == 0:
-            checkpoint.save_checkpoint(saved, path)
+            save_checkpoint(saved, path)
 
     def restore(self, path: str, strict: bool = True) -> ResumePoint:
         """Load model, optimizer, scaler and counters from a checkpoint file, all checked
         first; the next ``fit`` continues from it (``labpkg.restore``).
 
         Args:
-            path: a file written by ``ModelCheckpoint`` or ``save_checkpoint``.
+            path: a file written by ``ModelCheckpoint`` or ``save_training_state``.
             strict: False accepts a checkpoint taken under other conditions (accumulation,
                 precision, processes; in the next ``fit``, the loader) with a warning; that
                 ``fit`` then continues from the next epoch boundary. Never another optimizer.
@@ -329,4 +307,4 @@ class Trainer(Evaluator):
         Returns:
             The ``ResumePoint`` ``(epoch, batch)``: the first mini-batch not yet run.
         """
-        return restore.restore_trainer(self, path, strict)
+        return restore_trainer(self, path, strict)

@@ -1,4 +1,4 @@
-"""One optimizer update, as ``Trainer`` makes it at the end of each accumulation group.
+"""One optimizer update, as ``Trainer.optimizer_step`` makes it at the end of each group.
 
 The order, and why (``torch.amp.GradScaler`` documents the first three rules)::
 
@@ -6,9 +6,10 @@ The order, and why (``torch.amp.GradScaler`` documents the first three rules)::
     callbacks.on_after_backward(batch)  # the group's whole gradient, unscaled, not clipped
     clip_grad_norm_(params, max_norm)   # if grad_clip_norm: clip the true gradient
     callbacks.on_before_optimizer_step(batch)  # exactly the gradient the step applies
-    scaler.step(optimizer)              # skipped if float16 gradients overflowed
-    scaler.update()
+    optimizer.step()                    # float16: scaler.step(optimizer), then
+                                        # scaler.update(); skipped if gradients overflowed
     optimizer.zero_grad(set_to_none=True)
+    global_step += 1; callbacks.on_update_end(global_step)
 
 ``unscale_`` may run only once per ``step`` and only after every gradient of the step has been
 accumulated (a second call raises ``RuntimeError``), so the gradient hooks fire once per
@@ -22,51 +23,39 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-from torch import nn
-
 from labpkg import counting
 
-__all__ = ["AppliedSteps", "optimizer_update", "finish_short_epoch"]
+__all__ = ["AppliedSteps", "finish_short_epoch"]
 
 
 class AppliedSteps:
-    """Counts the ``optimizer.step()`` calls that really ran (the scaler skips some)."""
+    """Counts the ``optimizer.step()`` calls that really ran (the scaler skips some).
+
+    Counting is a hook on the user's optimizer, there only inside ``with``: ``fit`` and
+    ``lr_find`` hold it while they run, so no hook stays behind, nor piles up when several
+    Trainers share one optimizer.
+    """
 
     def __init__(self, optimizer: Any) -> None:
         self.count = 0
-        optimizer.register_step_post_hook(self._count)
+        self.optimizer = optimizer
+        self._handle: Any = None
+
+    def __enter__(self) -> AppliedSteps:
+        self._handle = self.optimizer.register_step_post_hook(self._count)
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._handle.remove()
+        self._handle = None
 
     def _count(self, *_: Any) -> None:
         self.count += 1
 
 
-def optimizer_update(trainer: Any, batch: int | None) -> None:
-    """Unscale, the gradient hooks, clip, step, zero the gradients (the order above).
-
-    Args:
-        trainer: the ``Trainer``; its optimizer, scaler, model, callbacks and state.
-        batch: the 0-based mini-batch that ends the group, handed to the hooks; None calls
-            no hook (the learning-rate finder updates outside ``fit``).
-    """
-    optimizer, scaler = trainer.optimizer, trainer.scaler
-    scaler.unscale_(optimizer)  # a no-op without float16's GradScaler
-    if batch is not None:
-        trainer.callbacks.on_after_backward(batch)
-    if trainer.grad_clip_norm is not None:
-        nn.utils.clip_grad_norm_(trainer.model.parameters(), trainer.grad_clip_norm)
-    if batch is not None:
-        trainer.callbacks.on_before_optimizer_step(batch)
-    applied = trainer.applied_steps.count
-    scaler.step(optimizer)
-    scaler.update()
-    optimizer.zero_grad(set_to_none=True)
-    if trainer.applied_steps.count == applied:
-        trainer.state.skipped_updates += 1
-
-
 def finish_short_epoch(trainer: Any, done: int) -> None:
     """Close an epoch whose loader ran out after ``done`` mini-batches, before
-    ``batches_per_epoch`` (an ``IterableDataset`` shorter than ``steps_per_epoch``).
+    ``batches_per_epoch`` (an ``IterableDataset`` shorter than ``fit(batches_per_epoch=)``).
 
     The accumulation group in progress still gets its update. Each of its mini-batches added
     loss / (the group's planned size); the gradient is rescaled to the mean over the ones that
@@ -81,8 +70,8 @@ def finish_short_epoch(trainer: Any, done: int) -> None:
     if done >= planned:
         return
     warnings.warn(
-        f"train ran out after {done} mini-batches of steps_per_epoch={planned}: the epoch "
-        "ends there; pass a steps_per_epoch the stream can give",
+        f"train ran out after {done} mini-batches of batches_per_epoch={planned}: the epoch "
+        "ends there; pass a batches_per_epoch the stream can give",
         stacklevel=3,
     )
     last = done - 1
@@ -93,5 +82,4 @@ def finish_short_epoch(trainer: Any, done: int) -> None:
     for param in trainer.model.parameters():
         if param.grad is not None:
             param.grad.mul_(scale)
-    optimizer_update(trainer, last)
-    state.global_step += 1
+    trainer.optimizer_step(last)

@@ -79,7 +79,7 @@ def test_rng_state_round_trip_restores_every_generator(tmp_path):
 
 def test_checkpoint_from_a_different_model_names_the_keys(tmp_path):
     trainer = tiny_trainer()
-    trainer.save_checkpoint(str(tmp_path / "c.pt"))
+    trainer.save_training_state(str(tmp_path / "c.pt"))
     other = tiny_trainer(labpkg.UNet(labpkg.UNetConfig(num_classes=3, base_width=4, depth=3)))
     with pytest.raises(ValueError, match="different model: missing keys"):
         other.restore(str(tmp_path / "c.pt"))
@@ -178,7 +178,17 @@ def test_labpkg_optimizers_refuse_torch_optimizer_state(name):
 def test_save_checkpoint_from_a_callback_during_fit_is_refused(tmp_path):
     class SavesItself(labpkg.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            self.trainer.save_checkpoint(str(tmp_path / "c.pt"))
+            self.trainer.save_training_state(str(tmp_path / "c.pt"))
 
-    with pytest.raises(RuntimeError, match="checkpoints.request"):
+    with pytest.raises(RuntimeError, match="checkpoint_queue.request"):
         tiny_trainer().fit(loader(tiny_data(8)), 1, callbacks=[SavesItself()], verbose=0)
+
+
+def test_an_integer_save_freq_counts_updates_so_no_save_falls_inside_a_group(tmp_path):
+    trainer = tiny_trainer(accumulate_grad_batches=2)
+    asked_at = []  # the mini-batch after which ModelCheckpoint asks for a file
+    trainer.checkpoint_queue.request = lambda path, **_: asked_at.append(trainer.state.batch)
+    every_update = ModelCheckpoint(str(tmp_path / "c.pt"), save_freq=1)
+    # 4 mini-batches per epoch, an update after the 2nd and the 4th
+    trainer.fit(loader(tiny_data(16), batch_size=4), 2, callbacks=[every_update], verbose=0)
+    assert asked_at == [1, 3, 1, 3]

@@ -44,8 +44,8 @@ def test_train_prints_the_accounting_and_saves_checkpoint_and_plot(tmp_path, cap
     assert "total updates         8" in out
     assert out.index("total updates") < out.index("epoch 1/2")  # printed before training
     state = torch.load(out_dir / "best.pt", weights_only=True)
-    assert state["counters"]["global_step"] in (4, 8)
-    assert torch.load(out_dir / "last.pt", weights_only=True)["counters"]["global_step"] == 8
+    assert state["state"]["global_step"] in (4, 8)
+    assert torch.load(out_dir / "last.pt", weights_only=True)["state"]["global_step"] == 8
     assert (out_dir / "history.png").stat().st_size > 1000
 
 
@@ -75,7 +75,7 @@ def test_resume_continues_the_run_exactly_where_its_last_checkpoint_stands(tmp_p
     assert train(tmp_path / "split", "--epochs", "2", "--resume", last) == 0
     whole = torch.load(tmp_path / "whole/last.pt", weights_only=True)
     split = torch.load(tmp_path / "split/last.pt", weights_only=True)
-    assert split["counters"] == whole["counters"]  # epoch 2 trained once, epoch 1 not again
+    assert split["state"] == whole["state"]  # epoch 2 trained once, epoch 1 not again
     for key, weight in whole["model"].items():
         assert torch.equal(split["model"][key], weight), key
 
@@ -189,5 +189,5 @@ def test_sigterm_stops_like_ctrl_c_writing_the_history_and_no_temporary_file(tmp
     assert proc.returncode == 128 + signal.SIGTERM, stderr
     assert "Traceback" not in stderr
     assert "history plot" in stdout and (out / "history.png").stat().st_size > 1000
-    assert torch.load(out / "last.pt", weights_only=True)["counters"]["global_step"] >= 2
+    assert torch.load(out / "last.pt", weights_only=True)["state"]["global_step"] >= 2
     assert not [p.name for p in out.iterdir() if p.suffix == ".tmp"]

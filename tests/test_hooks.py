@@ -30,14 +30,14 @@ class Run:
     val_n: int = 4  # 0: no validation
     validation_freq: int | tuple[int, ...] = 1  # a tuple: the 1-based epochs, as Keras
     initial_epoch: int = 0
-    steps_per_epoch: int | None = None
+    batches_per_epoch: int | None = None
     stop: tuple[str, int | None, int | None] | None = None  # (hook, epoch, batch)
 
 
 def expected_events(run: Run) -> list[Event]:
     """The loop, written out: what every hook should see."""
     sizes = [min(BATCH, run.n - start) for start in range(0, run.n, BATCH)]
-    per_epoch = run.steps_per_epoch or len(sizes)
+    per_epoch = run.batches_per_epoch or len(sizes)
     val_batches = math.ceil(run.val_n / BATCH)
     events: list[Event] = []
     step = batches = samples = 0
@@ -60,6 +60,7 @@ def expected_events(run: Run) -> list[Event]:
                 emit("after_backward", epoch, b)  # once per update, before it counts
                 emit("before_optimizer_step", epoch, b)
                 step += 1
+                emit("update_end", epoch, b)  # once per update, after it counts
             emit("batch_end", epoch, b)
             if stopped:
                 break
@@ -118,18 +119,25 @@ class StopAt(labpkg.Callback):
     def on_before_optimizer_step(self, batch, logs=None):
         self._check("before_optimizer_step", batch)
 
+    def on_update_end(self, step, logs=None):
+        self._check("update_end", self.trainer.state.batch)
+
     def on_epoch_end(self, epoch, logs=None):
         self._check("epoch_end")
 
 
 class GradientRecorder(Recorder):
-    """Also records the two gradient hooks."""
+    """Also records the two gradient hooks and the update hook."""
 
     def on_after_backward(self, batch, logs=None):
         self._note("after_backward", batch)
 
     def on_before_optimizer_step(self, batch, logs=None):
         self._note("before_optimizer_step", batch)
+
+    def on_update_end(self, step, logs=None):
+        assert step == self.trainer.state.global_step  # the update just counted
+        self._note("update_end", self.trainer.state.batch)
 
 
 def _record(run: Run) -> list[Event]:
@@ -144,7 +152,7 @@ def _record(run: Run) -> list[Event]:
         validation_data=loader(tiny_data(run.val_n), batch_size=BATCH) if run.val_n else None,
         callbacks=callbacks,
         initial_epoch=run.initial_epoch,
-        steps_per_epoch=run.steps_per_epoch,
+        batches_per_epoch=run.batches_per_epoch,
         validation_freq=run.validation_freq,
         verbose=0,
     )
@@ -158,7 +166,7 @@ RUNS = {
     "validation every 2nd epoch": Run(epochs=4, validation_freq=2, val_n=6),
     "validation after epochs 1 and 3 only": Run(epochs=4, validation_freq=(1, 3), val_n=6),
     "initial_epoch 2 of 4": Run(epochs=4, initial_epoch=2),
-    "steps_per_epoch 2 of 5, accumulation 3": Run(n=20, steps_per_epoch=2, accumulate=3),
+    "batches_per_epoch 2 of 5, accumulation 3": Run(n=20, batches_per_epoch=2, accumulate=3),
     "no validation": Run(val_n=0, epochs=3),
 }
 
@@ -175,6 +183,7 @@ STOPS = [
     ("batch_end", 1, 0),
     ("after_backward", 0, 1),
     ("before_optimizer_step", 1, 3),
+    ("update_end", 0, 3),
     ("test_begin", 0, None),
     ("test_batch_begin", 0, 1),
     ("test_batch_end", 1, 0),

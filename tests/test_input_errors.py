@@ -110,10 +110,10 @@ class Stream(IterableDataset):
         yield from zip(*tiny_data(8).tensors, strict=True)
 
 
-def test_an_iterable_dataset_needs_steps_per_epoch_and_then_trains():
-    with pytest.raises(ValueError, match="no length.*pass steps_per_epoch"):
+def test_an_iterable_dataset_needs_batches_per_epoch_and_then_trains():
+    with pytest.raises(ValueError, match="no length.*pass batches_per_epoch"):
         _fit(loader(Stream()))
-    trainer = _fit(loader(Stream()), epochs=2, steps_per_epoch=2)
+    trainer = _fit(loader(Stream()), epochs=2, batches_per_epoch=2)
     assert trainer.state.global_step == 4
 
 
@@ -143,7 +143,7 @@ def test_a_single_callback_instead_of_a_list_says_wrap_it():
 
 
 def test_numpy_numbers_are_accepted_where_python_numbers_are():
-    trainer = _fit(loader(tiny_data(8)), epochs=np.int64(2), steps_per_epoch=np.int32(1))
+    trainer = _fit(loader(tiny_data(8)), epochs=np.int64(2), batches_per_epoch=np.int32(1))
     assert trainer.state.global_step == 2
     model = tiny_model()
     opt = labpkg.get_optimizer("sgd", model.parameters(), lr=np.float32(0.1))

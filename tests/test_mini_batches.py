@@ -140,17 +140,19 @@ def test_training_through_minus_100_labels_matches_torchs_cross_entropy():
 
 
 class Stream(IterableDataset):
-    """tiny_data(20) as a stream: 5 mini-batches of 4, whatever steps_per_epoch says."""
+    """tiny_data(20) as a stream: 5 mini-batches of 4, whatever batches_per_epoch says."""
 
     def __iter__(self):
         yield from zip(*tiny_data(20).tensors, strict=True)
 
 
-def test_a_stream_shorter_than_steps_per_epoch_still_updates_on_its_last_group():
+def test_a_stream_shorter_than_batches_per_epoch_still_updates_on_its_last_group():
     # 5 mini-batches in groups of 2: updates after 2, 4 and 5, as a loader of length 5 gives
     stream = _trainer(nn.CrossEntropyLoss(), accumulate_grad_batches=2)
-    with pytest.warns(UserWarning, match="train ran out after 5 mini-batches of steps_per_epoch=6"):
-        stream.fit(loader(Stream()), epochs=2, steps_per_epoch=6, verbose=0)
+    with pytest.warns(
+        UserWarning, match="train ran out after 5 mini-batches of batches_per_epoch=6"
+    ):
+        stream.fit(loader(Stream()), epochs=2, batches_per_epoch=6, verbose=0)
     mapped = _trainer(nn.CrossEntropyLoss(), accumulate_grad_batches=2)
     mapped.fit(loader(tiny_data(20)), epochs=2, verbose=0)
     assert stream.state.global_step == mapped.state.global_step == 6

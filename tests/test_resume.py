@@ -72,7 +72,7 @@ class PressCtrlC(labpkg.Callback):
 
 #: The conditions every run trains under unless a test changes one.
 SAME = {"batch_size": BATCH, "n": N, "shuffle": True, "drop_last": False, "generator": False,
-        "steps_per_epoch": None, "optimizer": torch.optim.SGD, "amp_dtype": None}  # fmt: skip
+        "batches_per_epoch": None, "optimizer": torch.optim.SGD, "amp_dtype": None}  # fmt: skip
 
 
 def run(order, folder, accumulate=1, save_freq="epoch", interrupt=None, resume=False,
@@ -105,7 +105,7 @@ def run(order, folder, accumulate=1, save_freq="epoch", interrupt=None, resume=F
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         history = trainer.fit(data, EPOCHS, callbacks=callbacks, verbose=0, resume_from=resume_from,
-                              steps_per_epoch=c["steps_per_epoch"], **options)  # fmt: skip
+                              batches_per_epoch=c["batches_per_epoch"], **options)  # fmt: skip
     # an interrupted run says so (EarlyStopping may end a run before its interrupt point)
     said = any("interrupted" in str(w.message) for w in caught)
     assert said == trainer.state.interrupted
@@ -401,7 +401,7 @@ CHANGES = {
     "dataset_length": {"n": 24},  # some samples twice, others never
     "sampler": {"shuffle": False},
     "drop_last": {"drop_last": True},
-    "batches_per_epoch": {"steps_per_epoch": 4},
+    "batches_per_epoch": {"batches_per_epoch": 4},
     "accumulate_grad_batches": {"accumulate": 2},  # across a mid-group checkpoint
     "generators": {"generator": True},
     "optimizer": {"optimizer": labpkg.optim.SGD},  # torch.optim.SGD's state, the same name
@@ -498,7 +498,7 @@ def test_lr_find_puts_back_the_augmentation_generator(tmp_path):
 
 # ------------------------------------------------- a checkpoint records where training stands
 def test_a_checkpoint_saved_before_training_resumes_at_epoch_0(tmp_path):
-    tiny_trainer().save_checkpoint(str(tmp_path / "c.pt"))
+    tiny_trainer().save_training_state(str(tmp_path / "c.pt"))
     history = tiny_trainer().fit(loader(tiny_data(8)), 2, verbose=0, resume_from=tmp_path / "c.pt")
     assert history.epoch == [0, 1]
 
@@ -508,7 +508,7 @@ def test_save_checkpoint_after_ctrl_c_continues_the_epoch_exactly(tmp_path):
     straight = run(order, tmp_path / "straight")
     broken, _, partial = run(order, tmp_path / "broken", ctrl_c=(2, 2))
     assert broken.state.interrupted and partial.epoch == [0, 1]
-    broken.save_checkpoint(tmp_path / "broken" / "last.pt")  # after mini-batch 2 of epoch 2
+    broken.save_training_state(tmp_path / "broken" / "last.pt")  # after mini-batch 2 of epoch 2
     resumed = run(order, tmp_path / "broken", resume=True)
     assert resumed[2].epoch == [e for e in straight[2].epoch if e >= 2]
     assert_same_run(straight, resumed, tmp_path / "straight", tmp_path / "broken")
@@ -517,14 +517,14 @@ def test_save_checkpoint_after_ctrl_c_continues_the_epoch_exactly(tmp_path):
 def test_save_checkpoint_after_an_interrupt_inside_a_mini_batch_is_refused(tmp_path):
     broken, _, _ = run(["early"], tmp_path, interrupt=(2, 2))  # raised inside mini-batch 2
     with pytest.raises(ValueError, match="not between mini-batches"):
-        broken.save_checkpoint(tmp_path / "c.pt")
+        broken.save_training_state(tmp_path / "c.pt")
     assert not (tmp_path / "c.pt").exists()
 
 
 def test_restore_then_fit_continues_and_never_retrains(tmp_path):
     first = tiny_trainer()
     first.fit(loader(tiny_data(8)), 2, verbose=0)
-    first.save_checkpoint(tmp_path / "c.pt")  # after epoch 1
+    first.save_training_state(tmp_path / "c.pt")  # after epoch 1
     trainer = tiny_trainer()
     assert trainer.restore(tmp_path / "c.pt") == (2, 0)
     history = trainer.fit(loader(tiny_data(8)), 3, verbose=0)

@@ -56,9 +56,9 @@ def test_remainder_group_is_averaged_over_its_own_size():
         torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-6)
 
 
-def test_steps_per_epoch_limits_every_epoch():
+def test_batches_per_epoch_limits_every_epoch():
     trainer = tiny_trainer()
-    trainer.fit(loader(tiny_data(40)), epochs=3, steps_per_epoch=2, verbose=0)
+    trainer.fit(loader(tiny_data(40)), epochs=3, batches_per_epoch=2, verbose=0)
     assert (trainer.state.batches_per_epoch, trainer.state.global_step) == (2, 6)
 
 
@@ -239,7 +239,7 @@ def test_evaluate_and_predict():
     ("kwargs", "match"),
     [
         ({"epochs": -1}, "epochs"),
-        ({"steps_per_epoch": 99}, "steps_per_epoch"),
+        ({"batches_per_epoch": 99}, "batches_per_epoch"),
         ({"validation_freq": 0}, "validation_freq"),
         ({"validation_freq": []}, "validation_freq"),
         ({"validation_freq": [0, 2]}, "validation_freq"),
@@ -305,7 +305,7 @@ def test_device_none_is_the_device_pick_device_chooses(monkeypatch, capsys):
         chosen.append(device)
         return torch.device("cpu")
 
-    monkeypatch.setattr(labpkg.trainer, "pick_device", pick)
+    monkeypatch.setattr(labpkg.evaluation, "pick_device", pick)
     model = tiny_model()
     trainer = labpkg.Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), "cross_entropy")
     assert chosen == [None] and trainer.device == torch.device("cpu")
@@ -338,11 +338,74 @@ def test_step_scheduler_steps_once_per_update_and_logs_the_learning_rate():
     assert history.history["learning_rate"] == [1.0, 0.25]
 
 
-def test_train_one_epoch_shows_chapter_fives_five_numbered_steps_in_order():
+def _calls(function) -> list[str]:
+    """The calls in ``function``'s source, as written (``"model(inputs)"``, ...), in order."""
+    import ast
+    import inspect
+    import textwrap
+
+    tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
+    calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)]
+    return [ast.unparse(call) for call in sorted(calls, key=lambda c: (c.lineno, c.col_offset))]
+
+
+def test_train_step_holds_the_loops_calls_literally_in_the_chapters_order():
+    # the training-loop chapter shows train_step and optimizer_step: the five calls of the
+    # hand-written loop are there as written, not behind helpers
+    step, update = _calls(labpkg.Trainer.train_step), _calls(labpkg.Trainer.optimizer_step)
+    forward, loss = step.index("model(inputs)"), step.index("self.loss_fn(logits, target)")
+    backward = next(i for i, c in enumerate(step) if c.endswith(".backward()"))
+    assert forward < loss < backward < step.index("self.optimizer_step(batch)")
+    assert "optimizer.step()" in update
+    assert "optimizer.zero_grad(set_to_none=True)" in update
+    assert update.index("optimizer.step()") < update.index("optimizer.zero_grad(set_to_none=True)")
+
+
+def test_train_step_and_the_epoch_loop_number_chapter_fives_steps_in_order():
     import inspect
 
-    # the training-loop chapter shows this source
-    source = inspect.getsource(labpkg.Trainer._train_one_epoch)
-    marks = ["# 1. forward", "2. loss", "# 3. backward", "# 4. optimizer step", "# 5. metrics"]
+    source = inspect.getsource(labpkg.Trainer.train_step)
+    marks = ["# 1. forward", "# 2. loss", "# 3. backward", "# 4. optimizer step"]
     positions = [source.find(mark) for mark in marks]
     assert -1 not in positions and positions == sorted(positions), positions
+    assert "# 5. metrics" in inspect.getsource(labpkg.Trainer._train_epoch)
+
+
+# ---------------------------------------------------------------- what fit leaves behind
+def _step_hooks(optimizer) -> int:
+    return len(optimizer._optimizer_step_post_hooks)  # torch keeps them in this dict
+
+
+def test_fit_and_lr_find_leave_no_hook_on_the_users_optimizer():
+    model = tiny_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    first = labpkg.Trainer(model, optimizer, "cross_entropy", device="cpu")
+    second = labpkg.Trainer(model, optimizer, "cross_entropy", device="cpu")  # shares it
+    first.fit(loader(tiny_data(8)), epochs=1, verbose=0)
+    labpkg.lr_find(second, loader(tiny_data(8)), num_updates=3)
+    assert _step_hooks(optimizer) == 0
+
+
+def test_data_parallel_wraps_the_model_once_per_fit(monkeypatch):
+    wrapped = []
+
+    def wrap(model, device):
+        wrapped.append(model)
+        return model
+
+    monkeypatch.setattr(labpkg.distributed, "wrap_model", wrap)
+    trainer = tiny_trainer()
+    trainer.fit(loader(tiny_data(8)), epochs=3, verbose=0)
+    assert len(wrapped) == 1
+    assert trainer.train_model is trainer.model  # unwrapped again after fit
+
+
+def test_train_state_saves_and_loads_its_counters():
+    state = labpkg.TrainState(global_step=7, skipped_updates=1, batches_seen=14, epoch=3)
+    state.stop_training = True
+    fresh = labpkg.TrainState()
+    fresh.load_state_dict(state.state_dict())
+    assert (fresh.global_step, fresh.skipped_updates, fresh.batches_seen) == (7, 1, 14)
+    assert fresh.stop_training and fresh.epoch == 0  # the position is the checkpoint's
+    with pytest.raises(ValueError, match="lacks the counters"):
+        fresh.load_state_dict({"global_step": 1})

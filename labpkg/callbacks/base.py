@@ -15,7 +15,9 @@ Where each hook fires (a simplified ``Trainer.fit``)::
                 ...clip it (grad_clip_norm)...
                 callbacks.on_before_optimizer_step(batch)  # the gradient the step applies
                 ...optimizer step, zero_grad; global_step += 1...
+                callbacks.on_update_end(global_step)       # once per update, after it
             callbacks.on_train_batch_end(batch, logs)      # logs: running epoch means
+            ...write the checkpoints callbacks asked for...
             if trainer.state.stop_training: break          # the epoch ends here
         callbacks.on_test_begin()                          # validation, if due
         for batch, (x, y) in enumerate(val_loader):
@@ -23,6 +25,7 @@ Where each hook fires (a simplified ``Trainer.fit``)::
             callbacks.on_test_batch_end(batch, logs)
         callbacks.on_test_end(logs)
         callbacks.on_epoch_end(epoch, logs)                # logs: loss, metrics, val_*
+        ...write the checkpoints callbacks asked for...
     callbacks.on_train_end(logs)
 
 ``epoch`` and ``batch`` are 0-based. A callback changes training only through what it is given:
@@ -40,6 +43,10 @@ divided by the float16 scale; ``on_after_backward`` before clipping, ``on_before
 after it. A step the GradScaler then skips (overflow) still had both hooks. Lightning has hooks
 of these names with other moments: its ``on_after_backward`` runs after every backward, with
 gradients still scaled, and its ``on_before_optimizer_step`` before clipping.
+
+``on_update_end(step)`` fires after each update (``step`` is ``global_step``, 1 for the
+first), skipped float16 steps included: a callback that acts per update (a learning-rate
+schedule, an evaluation every k updates) needs no comparison of counters to find it.
 """
 
 from __future__ import annotations
@@ -88,6 +95,7 @@ class Callback:
     def on_test_batch_end(self, batch: int, logs: dict | None = None) -> None: ...
     def on_after_backward(self, batch: int, logs: dict | None = None) -> None: ...
     def on_before_optimizer_step(self, batch: int, logs: dict | None = None) -> None: ...
+    def on_update_end(self, step: int, logs: dict | None = None) -> None: ...
 
     #: The name this callback's state has in checkpoints (None means ``default_key()``).
     #: Set it when two callbacks of one kind would otherwise share a key.
@@ -151,12 +159,6 @@ class CallbackList:
             hook: [getattr(cb, hook) for cb in active if _overrides(cb, hook)] for hook in HOOKS
         }
 
-    def _write_requested_checkpoints(self, complete: bool) -> None:
-        # after *every* callback has run the hook: a checkpoint holds all their new state
-        checkpoints = getattr(self.trainer, "checkpoints", None)
-        if checkpoints is not None:
-            checkpoints.flush(complete)
-
     def __iter__(self):
         return iter(self.callbacks)
 
@@ -175,14 +177,12 @@ class CallbackList:
 
     def on_epoch_end(self, epoch, logs=None):
         self._call("on_epoch_end", epoch, logs)
-        self._write_requested_checkpoints(complete=True)
 
     def on_train_batch_begin(self, batch, logs=None):
         self._call("on_train_batch_begin", batch, logs)
 
     def on_train_batch_end(self, batch, logs=None):
         self._call("on_train_batch_end", batch, logs)
-        self._write_requested_checkpoints(complete=False)
 
     def on_test_begin(self, logs=None):
         self._call("on_test_begin", logs)
@@ -201,3 +201,6 @@ class CallbackList:
 
     def on_before_optimizer_step(self, batch, logs=None):
         self._call("on_before_optimizer_step", batch, logs)
+
+    def on_update_end(self, step, logs=None):
+        self._call("on_update_end", step, logs)

@@ -23,7 +23,7 @@ __all__ = ["ModelCheckpoint"]
 
 
 class ModelCheckpoint(MonitorMode, Callback):
-    """Save a checkpoint every epoch (or every ``save_freq`` batches), or only the best one.
+    """Save a checkpoint every epoch (or every ``save_freq`` updates), or only the best one.
 
     Args:
         filepath: a path, optionally a template such as ``"ckpt/{epoch:02d}-{val_loss:.2f}.pt"``
@@ -43,8 +43,10 @@ class ModelCheckpoint(MonitorMode, Callback):
             (model, optimizer, scaler, counters, callbacks, RNG) so ``fit(resume_from=...)``
             can continue.
         mode: ``"auto"`` (as ``EarlyStopping``'s), ``"min"`` or ``"max"``.
-        save_freq: ``"epoch"`` or an int: save every that many mini-batches (Keras's "steps",
-            not optimizer updates), counted across epochs. A run resumed from such a
+        save_freq: ``"epoch"`` or an int: save after every that many optimizer updates
+            (``global_step``, counted across epochs), at the end of the mini-batch that made
+            the update; with ``accumulate_grad_batches=k`` that is every k mini-batches, and
+            a save inside an accumulation group never happens. A run resumed from such a
             mid-epoch checkpoint continues with the next mini-batch of the same epoch.
         initial_value_threshold: a first ``best`` to beat (``save_best_only`` only).
 
@@ -87,7 +89,7 @@ class ModelCheckpoint(MonitorMode, Callback):
         self.save_freq, self.initial_value_threshold = save_freq, initial_value_threshold
         self.best: float | None = initial_value_threshold
         self.best_path: str | None = None
-        self._batches = 0
+        self._due = False  # an update of a multiple of save_freq just ended
         self._warn_missing = MissingKeyWarner("ModelCheckpoint", monitor)
         self._divergence = DivergenceCheck("ModelCheckpoint")
 
@@ -100,11 +102,12 @@ class ModelCheckpoint(MonitorMode, Callback):
         self._check_template()
         self._check_own_file()
 
+    def on_update_end(self, step: int, logs: dict | None = None) -> None:
+        self._due = self.save_freq != "epoch" and step % self.save_freq == 0
+
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        if self.save_freq == "epoch":
-            return
-        self._batches += 1
-        if self._batches % self.save_freq == 0:
+        if self._due:  # saved at the batch's end: its logs and every callback's hook done
+            self._due = False
             self._maybe_save(self.trainer.state.epoch, logs or {})
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
@@ -126,8 +129,8 @@ class ModelCheckpoint(MonitorMode, Callback):
                     return
                 self.best = current
         path = self.filepath.format(epoch=epoch + 1, **logs)
-        # written by the Trainer once every callback has run this hook (checkpoint_requests)
-        self.trainer.checkpoints.request(
+        # written by the Trainer's loop once every callback has run this hook (CheckpointQueue)
+        self.trainer.checkpoint_queue.request(
             path,
             weights_only=self.save_weights_only,
             extra={"best": self.best},
@@ -179,11 +182,10 @@ class ModelCheckpoint(MonitorMode, Callback):
                 )
 
     def state_dict(self) -> dict[str, Any]:
-        return {"best": self.best, "batches": self._batches, "best_path": self.best_path}
+        return {"best": self.best, "best_path": self.best_path}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.best, self._batches = state["best"], state["batches"]
-        self.best_path = state.get("best_path")
+        self.best, self.best_path = state["best"], state["best_path"]
 
 
 def _template_fields(template: str) -> set[str]:

@@ -73,7 +73,9 @@ class GradientNorm(Callback):
 
     def on_after_backward(self, batch: int, logs: dict | None = None) -> None:
         self._epoch.append(global_grad_norm(self.trainer.model.parameters()))
-        self.steps.append(self.trainer.state.global_step + 1)  # the update about to be made
+
+    def on_update_end(self, step: int, logs: dict | None = None) -> None:
+        self.steps.append(step)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         values = self._flush()

@@ -103,19 +103,22 @@ class BatchHistory(Callback):
         self.samples: list[int] = []
         self.lr: list[float] = []
         self.updated: list[bool] = []
-        self._lr, self._step = 0.0, 0
+        self._lr, self._updated = 0.0, False
 
     def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
-        # read before the mini-batch: a per-update scheduler changes it at the batch's end
+        # read before the mini-batch: a per-update scheduler changes it after the update
         self._lr = float(self.trainer.optimizer.param_groups[0]["lr"])
-        self._step = self.trainer.state.global_step
+        self._updated = False
+
+    def on_update_end(self, step: int, logs: dict | None = None) -> None:
+        self._updated = True
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         self.epoch.append(self.trainer.state.epoch)
         self.running.append(float((logs or {})["loss"]))  # the host sync noted above
         self.samples.append(self.trainer.running_loss.count)
         self.lr.append(self._lr)
-        self.updated.append(self.trainer.state.global_step > self._step)
+        self.updated.append(self._updated)
 
     def update_lrs(self) -> list[float]:
         """The learning rate of each optimizer update (accumulated mini-batches count once)."""
@@ -180,6 +183,9 @@ class HookRecorder(Callback):
 
     def on_before_optimizer_step(self, batch, logs=None):
         self._note("on_before_optimizer_step", batch)
+
+    def on_update_end(self, step, logs=None):
+        self._note("on_update_end", self.trainer.state.batch)
 
     def on_train_batch_end(self, batch, logs=None):
         self._note("on_train_batch_end", batch)

@@ -106,7 +106,7 @@ class LRSchedulerCallback(Callback):
                 "labpkg.ReduceLROnPlateau(monitor='val_loss') in callbacks (Keras rules)"
             )
         self.scheduler, self.interval, self.monitor = scheduler, interval, monitor
-        self._plateau, self._steps_seen, self._epoch_lr = plateau, 0, 0.0
+        self._plateau, self._epoch_lr = plateau, 0.0
         self._total_checked = False
         self._warn_missing = MissingKeyWarner("LRSchedulerCallback", monitor or "")
 
@@ -130,10 +130,9 @@ class LRSchedulerCallback(Callback):
         if not self._total_checked:  # a mid-epoch resume has no on_epoch_begin
             self._check_total(self.trainer.state.epoch, batch)
 
-    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        # step only when the optimizer really updated (gradient accumulation skips batches)
-        if self.interval == "step" and self.trainer.state.global_step > self._steps_seen:
-            self._steps_seen = self.trainer.state.global_step
+    def on_update_end(self, step: int, logs: dict | None = None) -> None:
+        # once per optimizer update (with accumulation, not after every mini-batch)
+        if self.interval == "step":
             self.scheduler.step()
 
     def _check_total(self, epoch: int, batch: int) -> None:
@@ -171,15 +170,11 @@ class LRSchedulerCallback(Callback):
             self._warn_missing(logs or {})  # a misspelt monitor would never step
 
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "scheduler": self.scheduler.state_dict(),
-            "steps_seen": self._steps_seen,
-            "epoch_lr": self._epoch_lr,
-        }
+        return {"scheduler": self.scheduler.state_dict(), "epoch_lr": self._epoch_lr}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.scheduler.load_state_dict(state["scheduler"])
-        self._steps_seen, self._epoch_lr = state["steps_seen"], state["epoch_lr"]
+        self._epoch_lr = state["epoch_lr"]
 
 
 def _check_scheduler(scheduler: Any) -> None:

@@ -79,6 +79,7 @@ class EvaluateEvery(Callback):
         self.history: dict[str, list[float]] = {}
         self._trained = 0.0  # training seconds up to the last evaluation
         self._since: float | None = None  # when training last resumed (None: not started)
+        self._due = False  # an update of a multiple of `every` just ended
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         self._reset()
@@ -86,10 +87,13 @@ class EvaluateEvery(Callback):
             self._evaluate()
         self._since = time.perf_counter()
 
+    def on_update_end(self, step: int, logs: dict | None = None) -> None:
+        self._due = step % self.every == 0
+
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        step = self.trainer.state.global_step
-        # after every mini-batch, but once per update: accumulation leaves the count unchanged
-        if step > 0 and step % self.every == 0 and step not in self.updates[-1:]:
+        # at the end of the mini-batch that made the update: after its metrics and hooks
+        if self._due:
+            self._due = False
             self._evaluate()
 
     def _evaluate(self) -> None:

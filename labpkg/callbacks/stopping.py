@@ -172,6 +172,6 @@ class TerminateOnNaN(Callback):
         if self.raise_error:
             raise RuntimeError(message)
         print(message)
-        # the epoch then ends, and the loop finds it diverged (checks.is_finite): no
-        # checkpoint of it is written, and it cannot count as best
+        # diverged: no checkpoint of this epoch is written, and it cannot count as best
+        self.trainer.state.check_divergence(loss)
         self.trainer.state.stop_training = True
