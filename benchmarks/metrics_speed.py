@@ -14,7 +14,7 @@ import torch
 from _timing import paired_ratio
 from torchmetrics.classification import MulticlassJaccardIndex
 
-from labpkg.metrics import SegmentationMetrics, iou_from_confusion
+from labpkg.nn.metrics import SegmentationMetrics, iou_from_confusion
 
 
 def bare_bincount(preds: torch.Tensor, target: torch.Tensor, c: int) -> torch.Tensor:

@@ -38,7 +38,7 @@ import torch
 
 import labpkg
 from labpkg.callbacks import Callback
-from labpkg.devices import precision_note
+from labpkg.core.devices import precision_note
 from labpkg.recipes import Recipe, train_recipe
 
 TARGET = 0.90

@@ -22,7 +22,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import labpkg
-from labpkg.metrics import confusion_matrix
+from labpkg.nn.metrics import confusion_matrix
 
 
 def hand_loop(model, optimizer, loader, classes):

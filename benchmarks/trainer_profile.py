@@ -25,10 +25,11 @@ from _timing import paired_ratio
 from torch import nn
 from trainer_overhead import hand_loop, realistic_callbacks, tiny_case
 
-from labpkg import checks, counting, distributed, resume
-from labpkg.confusion import check_label_ranges, pair_counts
-from labpkg.interrupts import fitting
-from labpkg.metrics import _nonfinite
+from labpkg.core import checks, counting, distributed
+from labpkg.loop import resume
+from labpkg.loop.interrupts import fitting
+from labpkg.nn.confusion import check_label_ranges, pair_counts
+from labpkg.nn.metrics import _nonfinite
 
 
 def per_call(fn, number: int = 2000, repeat: int = 9) -> float:

@@ -15,7 +15,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from labpkg.architecture import input_reach, layer_shapes, receptive_field
+from labpkg.book.notebook import glue, show_image, show_source
+from labpkg.book.versions import check_version
 from labpkg.callbacks import (
     BatchHistory,
     Callback,
@@ -33,15 +34,23 @@ from labpkg.callbacks import (
     ReduceLROnPlateau,
     TerminateOnNaN,
 )
-from labpkg.checkpoint import load_checkpoint, save_checkpoint
-from labpkg.counting import (
+from labpkg.core import devices as devices  # chapters: labpkg.devices.*
+from labpkg.core.checkpoint import load_checkpoint, save_checkpoint
+from labpkg.core.counting import (
     batches_per_epoch,
     effective_batch_size,
     samples_per_rank,
     total_updates,
     updates_per_epoch,
 )
-from labpkg.data import (
+from labpkg.core.devices import amp_dtype_for, amp_settings, describe_device, pick_device, time_call
+from labpkg.core.distributed import init_from_env
+from labpkg.core.reproducibility import seed_everything
+from labpkg.data import pets as pets  # chapters: labpkg.pets.*
+from labpkg.data.folder import RandomFlipCrop, SegmentationFolder, jpeg_round_trip, save_pairs
+from labpkg.data.pets import OxfordPetSegmentation
+from labpkg.data.pipeline import Augmented, WorkerDraws
+from labpkg.data.synthetic import (
     CLASS_NAMES,
     ShapesConfig,
     SyntheticShapes,
@@ -50,10 +59,11 @@ from labpkg.data import (
     make_shapes,
     train_val_split,
 )
-from labpkg.devices import amp_dtype_for, amp_settings, describe_device, pick_device, time_call
-from labpkg.distributed import init_from_env
-from labpkg.folder import RandomFlipCrop, SegmentationFolder, jpeg_round_trip, save_pairs
-from labpkg.losses import (
+from labpkg.loop.lr_finder import LRFinderResult, lr_find
+from labpkg.loop.trainer import Trainer, TrainState
+from labpkg.nn import optim as optim  # chapters: labpkg.optim.*
+from labpkg.nn.architecture import input_reach, layer_shapes, receptive_field
+from labpkg.nn.losses import (
     CombinedLoss,
     CrossEntropyLoss,
     DiceCELoss,
@@ -61,8 +71,7 @@ from labpkg.losses import (
     JaccardLoss,
     get_loss,
 )
-from labpkg.lr_finder import LRFinderResult, lr_find
-from labpkg.metrics import (
+from labpkg.nn.metrics import (
     DiceCoefficient,
     MeanIoU,
     Metric,
@@ -73,15 +82,9 @@ from labpkg.metrics import (
     iou_from_confusion,
     pixel_accuracy_from_confusion,
 )
-from labpkg.models import UNet, UNetConfig, count_parameters
-from labpkg.notebook import glue, show_image, show_source
-from labpkg.optim import get_optimizer, weight_decay_groups
-from labpkg.pets import OxfordPetSegmentation
-from labpkg.pipeline import Augmented, WorkerDraws
+from labpkg.nn.models import UNet, UNetConfig, count_parameters
+from labpkg.nn.optim import get_optimizer, weight_decay_groups
 from labpkg.recipes import Recipe, train_recipe
-from labpkg.reproducibility import seed_everything
-from labpkg.trainer import Trainer, TrainState
-from labpkg.versions import check_version
 
 __version__ = "0.1.0"
 
@@ -168,13 +171,21 @@ __all__ = [
     "updates_per_epoch",
 ]
 
-_LAZY_MODULES = {"viz", "widgets", "exercises", "profiling", "timing", "valley"}
+# name -> module; each is imported on first use (matplotlib, IPython).
+_LAZY_MODULES = {
+    "viz": "labpkg.figures.viz",
+    "widgets": "labpkg.figures.widgets",
+    "exercises": "labpkg.book.exercises",
+    "profiling": "labpkg.core.profiling",
+    "timing": "labpkg.core.timing",
+    "valley": "labpkg.figures.valley",
+}
 
 
 def __getattr__(name: str) -> Any:
     # PEP 562: heavy optional modules are imported only when a chapter touches them.
     if name in _LAZY_MODULES:
-        module = importlib.import_module(f"labpkg.{name}")
+        module = importlib.import_module(_LAZY_MODULES[name])
         globals()[name] = module
         return module
     raise AttributeError(f"module 'labpkg' has no attribute {name!r}")

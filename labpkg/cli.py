@@ -19,13 +19,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from labpkg import counting, distributed
 from labpkg.callbacks import ModelCheckpoint
-from labpkg.checks import as_int, check_lr
-from labpkg.devices import describe_device, pick_device
-from labpkg.interrupts import TerminateAsInterrupt
-from labpkg.models import count_parameters
-from labpkg.optim import OPTIMIZERS
+from labpkg.core import counting, distributed
+from labpkg.core.checks import as_int, check_lr
+from labpkg.core.devices import describe_device, pick_device
+from labpkg.loop.interrupts import TerminateAsInterrupt
+from labpkg.nn.models import count_parameters
+from labpkg.nn.optim import OPTIMIZERS
 from labpkg.recipes import Recipe, build_recipe
 
 __all__ = ["main", "build_parser"]

@@ -27,13 +27,13 @@ import torch
 from torch import nn
 
 from labpkg.callbacks import LRSchedulerCallback
-from labpkg.counting import updates_from_batches
-from labpkg.data import ShapesConfig, SyntheticShapes, make_loaders, make_shapes
-from labpkg.losses import DiceCELoss
-from labpkg.metrics import SegmentationMetrics
-from labpkg.models import UNet, UNetConfig
-from labpkg.optim import OPTIMIZERS, get_optimizer, weight_decay_groups
-from labpkg.trainer import Trainer
+from labpkg.core.counting import updates_from_batches
+from labpkg.data.synthetic import ShapesConfig, SyntheticShapes, make_loaders, make_shapes
+from labpkg.loop.trainer import Trainer
+from labpkg.nn.losses import DiceCELoss
+from labpkg.nn.metrics import SegmentationMetrics
+from labpkg.nn.models import UNet, UNetConfig
+from labpkg.nn.optim import OPTIMIZERS, get_optimizer, weight_decay_groups
 
 __all__ = [
     "Recipe",

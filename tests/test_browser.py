@@ -245,7 +245,7 @@ def _set(page, role: str, value) -> None:
 
 def test_batch_explorer_updates_its_counts_without_a_kernel(browser, site_url):
     import labpkg
-    from labpkg.widgets import MAX_EPOCHS_DRAWN
+    from labpkg.figures.widgets import MAX_EPOCHS_DRAWN
 
     visit = PageVisit(browser, f"{site_url}/lessons/03_iterations.html")
     try:
@@ -337,7 +337,7 @@ def test_every_drawing_cell_has_its_figure_on_the_page_at_a_readable_size(
 ):
     from PIL import Image
 
-    import labpkg.viz
+    import labpkg.figures.viz
 
     expected = len(drawing_cells(ROOT / f"{entry}.ipynb"))
     figures = look(entry, "light", width).figures

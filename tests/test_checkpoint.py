@@ -13,7 +13,7 @@ from helpers import loader, run_python, tiny_data, tiny_model, tiny_trainer
 
 import labpkg
 from labpkg.callbacks import ModelCheckpoint
-from labpkg.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from labpkg.core.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 
 
 def test_d2_round_trip_of_tensors_ints_and_floats(tmp_path):
@@ -42,7 +42,7 @@ def test_a_write_killed_midway_leaves_the_previous_file_intact(tmp_path):
     save_checkpoint({"version": 1, "w": torch.ones(10)}, path)
     script = textwrap.dedent(f"""
         import os, signal, torch
-        from labpkg.checkpoint import save_checkpoint
+        from labpkg.core.checkpoint import save_checkpoint
         real_save = torch.save
         def dying_save(obj, f):
             f.write(b"half a checkpoint")

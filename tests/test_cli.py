@@ -18,7 +18,7 @@ import torch
 from helpers import run_python
 
 from labpkg.cli import build_parser, main, recipe_of
-from labpkg.metrics import SegmentationMetrics
+from labpkg.nn.metrics import SegmentationMetrics
 from labpkg.recipes import build_recipe
 
 #: the smallest run that trains: 8 samples of 16x16 in mini-batches of 4, a U-Net of width 4

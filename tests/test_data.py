@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from torch.utils.data import DataLoader, DistributedSampler
 
 import labpkg
-from labpkg.counting import batches_per_epoch, samples_per_rank
+from labpkg.core.counting import batches_per_epoch, samples_per_rank
 
 
 def test_same_seed_gives_same_samples_whatever_the_size():

@@ -12,7 +12,7 @@ from helpers import tiny_data, tiny_model, tiny_trainer
 from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, WeightedRandomSampler
 
 import labpkg
-from labpkg import distributed
+from labpkg.core import distributed
 
 N, BATCH, WORLD, EPOCHS = 24, 3, 2, 2
 
@@ -191,7 +191,7 @@ def test_a_share_without_a_mini_batch_raises_the_same_clear_error_on_every_proce
 
 # ------------------------------------------------ BatchNorm over the global batch, on CPU
 def _global_batchnorm(rank: int) -> dict:
-    from labpkg.batchnorm import GlobalBatchNorm2d
+    from labpkg.nn.batchnorm import GlobalBatchNorm2d
 
     torch.manual_seed(0)
     x = torch.randn(8, 3, 4, 4)[rank * 4 : rank * 4 + 4].requires_grad_()  # my half
@@ -247,7 +247,7 @@ def test_global_batchnorm_on_two_processes_equals_batchnorm_on_the_whole_batch(r
 
 
 def test_converting_keeps_each_layers_mode_and_frozen_parameters_as_torch_does():
-    from labpkg.batchnorm import GlobalBatchNorm2d, convert_global_batchnorm
+    from labpkg.nn.batchnorm import GlobalBatchNorm2d, convert_global_batchnorm
 
     model = tiny_model(batch_norm=True).eval()
     frozen = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))

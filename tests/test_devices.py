@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import labpkg
-from labpkg.devices import amp_settings, describe_device
+from labpkg.core.devices import amp_settings, describe_device
 
 
 def _fake_gpu(monkeypatch, major: int, minor: int, name: str) -> None:
@@ -55,7 +55,7 @@ def test_trainer_enables_its_scaler_exactly_for_float16(dtype):
 
 
 def test_describe_device_names_the_cpu_threads_and_precision(monkeypatch):
-    import labpkg.devices
+    import labpkg.core.devices
 
     threads = torch.get_num_threads()
     monkeypatch.setattr(labpkg.devices, "cpu_bf16_is_native", lambda: True)
@@ -90,7 +90,7 @@ def _cpu(monkeypatch, capability: str, onednn: bool = True, **caps) -> None:
 def test_auto_turns_bfloat16_on_only_where_the_cpu_computes_it_natively(
     monkeypatch, capability, onednn, caps, native
 ):
-    from labpkg.devices import amp_is_fast, cpu_bf16_is_native
+    from labpkg.core.devices import amp_is_fast, cpu_bf16_is_native
 
     _cpu(monkeypatch, capability, onednn, **caps)
     assert cpu_bf16_is_native() is native
@@ -131,7 +131,7 @@ def test_asking_for_missing_cuda_names_the_argument(monkeypatch):
 
 
 def test_time_call_returns_the_median_of_the_timed_calls(monkeypatch):
-    import labpkg.devices
+    import labpkg.core.devices
 
     # a fake clock: each timed call takes the next of these durations (seconds)
     durations = iter([0.010, 0.050, 0.020, 0.040, 0.030])
@@ -157,7 +157,7 @@ def test_a_torch_without_get_capabilities_falls_back_to_its_own_cpu_checks(
     monkeypatch, avx512_bf16
 ):
     # Colab keeps its own torch; releases before torch.cpu.get_capabilities had these checks
-    from labpkg.devices import cpu_bf16_is_native
+    from labpkg.core.devices import cpu_bf16_is_native
 
     monkeypatch.delattr(torch.cpu, "get_capabilities", raising=False)
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from labpkg import exercises
+from labpkg.book import exercises
 
 LESSONS = Path(__file__).resolve().parents[1] / "lessons"
 

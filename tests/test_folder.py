@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 import labpkg
-from labpkg.folder import RandomFlipCrop, SegmentationFolder, resize_pair, save_pairs
+from labpkg.data.folder import RandomFlipCrop, SegmentationFolder, resize_pair, save_pairs
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """The gradient hooks (``on_after_backward``, ``on_before_optimizer_step``) and ``GradientNorm``.
 
-Semantics under test (``labpkg.update``): both hooks fire once per optimizer update, after
+Semantics under test (``labpkg.loop.update``): both hooks fire once per optimizer update, after
 the group's last backward; they see the whole group's gradient, unscaled under float16's
 GradScaler; ``on_after_backward`` before clipping, ``on_before_optimizer_step`` after it.
 """

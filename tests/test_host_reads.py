@@ -36,7 +36,7 @@ class HostReads(TorchDispatchMode):
 def reads_priced_as_on_a_gpu(monkeypatch):
     # on a CPU the metrics may look at the labels' range each batch (free there); on a GPU a
     # look is a sync, and this test, run on a CPU, stands in for the GPU
-    monkeypatch.setattr(labpkg.confusion, "host_reads_are_free", lambda device: False)
+    monkeypatch.setattr(labpkg.nn.confusion, "host_reads_are_free", lambda device: False)
 
 
 def _reads(loss, n: int, epochs: int = 2, **trainer_options) -> tuple[int, dict]:

@@ -212,11 +212,11 @@ def test_binary_dice_with_a_label_of_2_is_refused():
         labpkg.DiceLoss(mode="binary")(torch.randn(2, 1, 4, 4), torch.full((2, 4, 4), 2))
 
 
-# --------------------------- one integer rule (labpkg.checks.as_int) wherever a count is taken
+# --------------------------- one integer rule (labpkg.core.checks.as_int) wherever a count is taken
 @pytest.mark.parametrize(
     "make",
     [
-        lambda n: labpkg.counting.batches_per_epoch(10, n),
+        lambda n: labpkg.core.counting.batches_per_epoch(10, n),
         lambda n: labpkg.UNetConfig(base_width=n),
         lambda n: labpkg.EvaluateEvery(loader(tiny_data(4)), every=n),
         lambda n: labpkg.ShapesConfig(max_objects=n),

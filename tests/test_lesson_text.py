@@ -23,7 +23,7 @@ from numerals import (
     value,
 )
 
-from labpkg import exercises
+from labpkg.book import exercises
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "lessons").glob("*.ipynb"))

@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from labpkg.losses import (
+from labpkg.nn.losses import (
     CombinedLoss,
     CrossEntropyLoss,
     DiceCELoss,

@@ -12,7 +12,7 @@ import torch
 from helpers import loader, tiny_data, tiny_trainer
 
 import labpkg
-from labpkg import lr_finder
+from labpkg.loop import lr_finder
 
 
 def _trained_trainer():

@@ -10,7 +10,7 @@ from helpers import loader, tiny_data, tiny_model
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from labpkg.metrics import (
+from labpkg.nn.metrics import (
     DiceCoefficient,
     MeanIoU,
     Metric,
@@ -297,9 +297,9 @@ def test_chapter_7_absent_class_sentence_matches_torchmetrics():
 
 @pytest.mark.parametrize("reads_free", [True, False], ids=["cpu", "as-on-a-gpu"])
 def test_unchecked_updates_still_refuse_out_of_range_labels_when_computed(monkeypatch, reads_free):
-    import labpkg.confusion
+    import labpkg.nn.confusion
 
-    monkeypatch.setattr(labpkg.confusion, "host_reads_are_free", lambda device: reads_free)
+    monkeypatch.setattr(labpkg.nn.confusion, "host_reads_are_free", lambda device: reads_free)
     m = MeanIoU(3, validate_args=False)
     m.update(t([[0, 1]]), t([[0, 7]]))  # no error yet (and, on a GPU, no host read)
     m.update(t([[-1, 2]]), t([[0, 2]]))  # a predicted label below 0
@@ -314,20 +314,20 @@ def test_unchecked_updates_still_refuse_out_of_range_labels_when_computed(monkey
 
 
 def test_the_trainer_checks_first_batches_and_restores_validate_args(monkeypatch):
-    import labpkg.checks
+    import labpkg.core.checks
 
     seen = []
-    original = labpkg.checks.check_labels
+    original = labpkg.core.checks.check_labels
 
     def spy(*args, **kwargs):
         seen.append(args[1])
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(labpkg.checks, "check_labels", spy)
-    monkeypatch.setattr(labpkg.confusion, "check_labels", spy)
-    monkeypatch.setattr(labpkg.functional, "check_labels", spy)
+    monkeypatch.setattr(labpkg.core.checks, "check_labels", spy)
+    monkeypatch.setattr(labpkg.nn.confusion, "check_labels", spy)
+    monkeypatch.setattr(labpkg.nn.functional, "check_labels", spy)
     # as on a GPU, where a metric checks before counting (a CPU's count checks as it goes)
-    monkeypatch.setattr(labpkg.confusion, "host_reads_are_free", lambda device: False)
+    monkeypatch.setattr(labpkg.nn.confusion, "host_reads_are_free", lambda device: False)
     loss, metric = labpkg.CrossEntropyLoss(), labpkg.MeanIoU(3)
     model = tiny_model()
     trainer = labpkg.Trainer(
@@ -339,7 +339,7 @@ def test_the_trainer_checks_first_batches_and_restores_validate_args(monkeypatch
 
 
 def test_the_gpu_count_equals_bincount_without_reading_the_largest_index():
-    from labpkg.confusion import scatter_count
+    from labpkg.nn.confusion import scatter_count
 
     index = torch.randint(0, 11, (1000,), generator=torch.Generator().manual_seed(0))
     assert torch.equal(scatter_count(index, 11), torch.bincount(index, minlength=11))
@@ -356,7 +356,7 @@ def test_pair_counts_match_a_pixel_by_pixel_count_for_any_labels(reads_free, pai
     """Every fast path (a label range read on a CPU, the bincount's own bounds) counts what a
     loop over the pixels counts, and puts each pixel with a label outside [0, 3) in the last
     bin, wherever the stray label sits (t or p, below 0, above C, or in another row's bins)."""
-    import labpkg.confusion
+    import labpkg.nn.confusion
 
     c = 3
     if scores:  # predictions from an argmax are in range by construction
@@ -368,6 +368,6 @@ def test_pair_counts_match_a_pixel_by_pixel_count_for_any_labels(reads_free, pai
     target = torch.tensor([[true for true, _ in pairs]])
     labels = torch.tensor([[pred for _, pred in pairs]])
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(labpkg.confusion, "host_reads_are_free", lambda device: reads_free)
-        counts = labpkg.confusion.pair_counts(labels, target, c, None, labels_in_range=scores)
+        patch.setattr(labpkg.nn.confusion, "host_reads_are_free", lambda device: reads_free)
+        counts = labpkg.nn.confusion.pair_counts(labels, target, c, None, labels_in_range=scores)
     assert counts.tolist() == expected

@@ -65,7 +65,7 @@ def test_metrics_that_count_labels_out_of_range_give_the_losses_advice():
     with pytest.raises(ValueError) as counted:
         trainer.fit(loader(_labels_from_second_batch_on(7)), verbose=0)
     with pytest.raises(ValueError) as checked:
-        labpkg.losses.cross_entropy(torch.zeros(1, 3, 1, 1), torch.full((1, 1, 1), 7))
+        labpkg.nn.losses.cross_entropy(torch.zeros(1, 3, 1, 1), torch.full((1, 1, 1), 7))
     advice = str(checked.value).split("; ", 1)[1]
     assert "pixels had a true or predicted label outside [0, 3)" in str(counted.value)
     assert str(counted.value).endswith(advice)
@@ -125,7 +125,7 @@ def test_label_minus_100_is_left_out_of_the_cross_entropy_mean_as_torch_does():
     logits = torch.randn(2, 3, 4, 4, generator=torch.Generator().manual_seed(0))
     target = torch.randint(0, 3, (2, 4, 4), generator=torch.Generator().manual_seed(1))
     target[1] = -100
-    ours = labpkg.losses.cross_entropy(logits, target, validate_args=False)
+    ours = labpkg.nn.losses.cross_entropy(logits, target, validate_args=False)
     torch.testing.assert_close(ours, F.cross_entropy(logits, target))
 
 

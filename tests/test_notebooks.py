@@ -37,7 +37,7 @@ def test_first_cell_states_its_version_checks_it_and_installs_it_only_on_colab(p
     match = INSTALL.search(source)
     assert match, f"{path.name}: no pinned '%pip install \"labpkg @ git+{REPO}@vX\"' line"
     url = REPO.search(source)
-    assert url and url["url"] == book_config["repository"]["url"] == labpkg.versions.REPOSITORY
+    assert url and url["url"] == book_config["repository"]["url"] == labpkg.book.versions.REPOSITORY
     assert match["version"] == labpkg.__version__
     # every reader, on Colab or not, is told if the labpkg they import is another version
     assert source.startswith(f"# This notebook was written for labpkg {labpkg.__version__};")

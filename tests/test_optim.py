@@ -10,7 +10,7 @@ import torch
 from helpers import tiny_data, tiny_model
 
 import labpkg
-from labpkg import optim
+from labpkg.nn import optim
 
 CASES = [
     ("SGD", {"lr": 0.1}),
@@ -93,7 +93,7 @@ def test_bad_options_name_the_argument(options, message):
 
 
 def test_a_learning_rate_of_0_is_accepted_everywhere_as_torch_optim_accepts_it():
-    # one rule (labpkg.checks.check_lr): a schedule may start or end at 0
+    # one rule (labpkg.core.checks.check_lr): a schedule may start or end at 0
     weight = torch.zeros(1, requires_grad=True)
     assert labpkg.get_optimizer("sgd", [weight], lr=0.0).defaults["lr"] == 0.0
     assert optim.SGD([weight], lr=0.0).defaults["lr"] == 0.0

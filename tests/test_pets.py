@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from labpkg.pets import BORDER, OxfordPetSegmentation
+from labpkg.data.pets import BORDER, OxfordPetSegmentation
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def test_download_without_torchvision_names_the_extra(tmp_path, monkeypatch):
 def test_why_no_download_names_the_missing_extra(monkeypatch):
     import importlib.util
 
-    from labpkg import pets
+    from labpkg.data import pets
 
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     assert "labpkg[datasets]" in pets.why_no_download()
@@ -68,7 +68,7 @@ def test_why_no_download_says_offline_when_the_server_does_not_answer(monkeypatc
     import importlib.util
     import socket
 
-    from labpkg import pets
+    from labpkg.data import pets
 
     def refuse(*args, **kwargs):
         raise OSError("unreachable")

@@ -1,4 +1,4 @@
-"""labpkg.pipeline: the data-pipeline chapter's datasets load in spawned workers too."""
+"""labpkg.data.pipeline: the data-pipeline chapter's datasets load in spawned workers too."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import labpkg
-from labpkg.profiling import saved_activation_bytes
+from labpkg.core.profiling import saved_activation_bytes
 
 FLOAT32 = 4  # bytes
 

@@ -14,10 +14,11 @@ import statistics
 import pytest
 import torch
 
-from labpkg import DiceCELoss, distributed
+from labpkg import DiceCELoss
 from labpkg.callbacks import Callback
-from labpkg.data import SyntheticShapes
-from labpkg.models import UNet
+from labpkg.core import distributed
+from labpkg.data.synthetic import SyntheticShapes
+from labpkg.nn.models import UNet
 from labpkg.recipes import (
     FlipAverage,
     Recipe,

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import labpkg
-from labpkg.timing import TimingTable, UnsteadyTiming, time_steps
+from labpkg.core.timing import TimingTable, UnsteadyTiming, time_steps
 
 CPU = torch.device("cpu")
 
@@ -121,4 +121,4 @@ def test_a_training_step_trains_under_autocast_and_channels_last():
 
 def test_the_module_loads_on_first_use_and_stays_out_of_the_star_import():
     assert "timing" not in labpkg.__all__
-    assert "timing" in labpkg._LAZY_MODULES and labpkg.timing.__name__ == "labpkg.timing"
+    assert "timing" in labpkg._LAZY_MODULES and labpkg.timing.__name__ == "labpkg.core.timing"

@@ -305,7 +305,7 @@ def test_device_none_is_the_device_pick_device_chooses(monkeypatch, capsys):
         chosen.append(device)
         return torch.device("cpu")
 
-    monkeypatch.setattr(labpkg.evaluation, "pick_device", pick)
+    monkeypatch.setattr(labpkg.loop.evaluation, "pick_device", pick)
     model = tiny_model()
     trainer = labpkg.Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), "cross_entropy")
     assert chosen == [None] and trainer.device == torch.device("cpu")
@@ -393,7 +393,7 @@ def test_data_parallel_wraps_the_model_once_per_fit(monkeypatch):
         wrapped.append(model)
         return model
 
-    monkeypatch.setattr(labpkg.distributed, "wrap_model", wrap)
+    monkeypatch.setattr(labpkg.core.distributed, "wrap_model", wrap)
     trainer = tiny_trainer()
     trainer.fit(loader(tiny_data(8)), epochs=3, verbose=0)
     assert len(wrapped) == 1

@@ -11,8 +11,8 @@ import re
 import pytest
 import torch
 
-from labpkg import valley
-from labpkg.valley_explorer import LEARNING_RATES, valley_explorer_html
+from labpkg.figures import valley
+from labpkg.figures.valley_explorer import LEARNING_RATES, valley_explorer_html
 
 
 def test_plain_sgd_multiplies_each_coordinate_by_one_minus_lr_times_its_curvature():

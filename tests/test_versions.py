@@ -8,7 +8,7 @@ import warnings
 import pytest
 
 import labpkg
-from labpkg import versions
+from labpkg.book import versions
 
 
 @pytest.fixture(autouse=True)

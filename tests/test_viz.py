@@ -20,9 +20,9 @@ from matplotlib.text import Text
 from PIL import Image
 
 import labpkg
-from labpkg import viz
 from labpkg.callbacks import History
-from labpkg.profiling import StepProfile
+from labpkg.core.profiling import StepProfile
+from labpkg.figures import viz
 
 
 def _history() -> History:
@@ -150,7 +150,7 @@ def test_plot_curves_draws_a_logarithmic_y_axis_on_request():
 
 
 def test_coinciding_curves_stay_visible_each_later_line_thinner_and_dashed_differently():
-    import labpkg.viz
+    import labpkg.figures.viz
 
     same = [1.0, 1.0, 1.0, 1.0]
     fig = labpkg.viz.plot_curves({"constant": same, "schedule": same, "other": same})

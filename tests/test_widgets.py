@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from labpkg.widgets import MAX_EPOCHS_DRAWN, explorer_html, valley_explorer_html
+from labpkg.figures.widgets import MAX_EPOCHS_DRAWN, explorer_html, valley_explorer_html
 
 
 @pytest.mark.parametrize(

@@ -37,7 +37,7 @@ makes no update from the part of the group that ran.
 
 The two gradient hooks fire once per optimizer update, not once per backward: with
 ``accumulate_grad_batches=k`` the gradient is complete only after the group's last backward,
-and ``GradScaler.unscale_`` may run only then, once (``labpkg.update``). Both see
+and ``GradScaler.unscale_`` may run only then, once (``labpkg.loop.update``). Both see
 ``param.grad`` summed over the group (and averaged over processes under data parallelism),
 divided by the float16 scale; ``on_after_backward`` before clipping, ``on_before_optimizer_step``
 after it. A step the GradScaler then skips (overflow) still had both hooks. Lightning has hooks
@@ -54,7 +54,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from labpkg import distributed
+from labpkg.core import distributed
 
 __all__ = ["Callback", "CallbackList"]
 

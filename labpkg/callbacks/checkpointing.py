@@ -7,7 +7,6 @@ import string
 from pathlib import Path
 from typing import Any
 
-from labpkg import checkpoint
 from labpkg.callbacks.base import Callback
 from labpkg.callbacks.monitor import (
     DivergenceCheck,
@@ -16,8 +15,9 @@ from labpkg.callbacks.monitor import (
     is_improvement,
     resolve_mode,
 )
-from labpkg.checks import as_int
-from labpkg.metrics import declared_log_keys
+from labpkg.core import checkpoint
+from labpkg.core.checks import as_int
+from labpkg.nn.metrics import declared_log_keys
 
 __all__ = ["ModelCheckpoint"]
 
@@ -53,7 +53,7 @@ class ModelCheckpoint(MonitorMode, Callback):
     Example:
         >>> import os, tempfile, torch
         >>> from torch.utils.data import DataLoader, TensorDataset
-        >>> from labpkg.trainer import Trainer
+        >>> from labpkg.loop.trainer import Trainer
         >>> model = torch.nn.Conv2d(3, 2, kernel_size=1)  # a "segmentation model" of one layer
         >>> trainer = Trainer(model, torch.optim.SGD(model.parameters(), 0.5), "cross_entropy")
         >>> pairs = TensorDataset(torch.rand(8, 3, 4, 4), torch.randint(0, 2, (8, 4, 4)))

@@ -50,7 +50,7 @@ class GradientNorm(Callback):
 
     Example:
         >>> from torch.utils.data import DataLoader, TensorDataset
-        >>> from labpkg.trainer import Trainer
+        >>> from labpkg.loop.trainer import Trainer
         >>> model = torch.nn.Conv2d(3, 2, kernel_size=1)
         >>> trainer = Trainer(model, torch.optim.SGD(model.parameters(), 0.1), "cross_entropy")
         >>> pairs = TensorDataset(torch.rand(8, 3, 4, 4), torch.randint(0, 2, (8, 4, 4)))

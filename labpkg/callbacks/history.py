@@ -68,7 +68,7 @@ class History(Callback):
         Returns:
             A matplotlib ``Figure``.
         """
-        from labpkg import viz  # matplotlib loads only when a plot is asked for
+        from labpkg.figures import viz  # matplotlib loads only when a plot is asked for
 
         return viz.plot_history(self, keys)
 
@@ -148,7 +148,7 @@ class HookRecorder(Callback):
     Example:
         >>> from torch.utils.data import DataLoader, TensorDataset
         >>> import torch
-        >>> from labpkg.trainer import Trainer
+        >>> from labpkg.loop.trainer import Trainer
         >>> model = torch.nn.Conv2d(3, 2, kernel_size=1)
         >>> trainer = Trainer(model, torch.optim.SGD(model.parameters(), 0.1), "cross_entropy")
         >>> pairs = TensorDataset(torch.rand(4, 3, 4, 4), torch.randint(0, 2, (4, 4, 4)))

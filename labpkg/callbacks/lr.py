@@ -15,8 +15,8 @@ import torch
 
 from labpkg.callbacks.base import Callback
 from labpkg.callbacks.monitor import MissingKeyWarner, MonitorMode, is_improvement, resolve_mode
-from labpkg.checks import as_int, check_lr
-from labpkg.counting import updates_from_batches
+from labpkg.core.checks import as_int, check_lr
+from labpkg.core.counting import updates_from_batches
 
 __all__ = [
     "LRSchedulerCallback",
@@ -80,7 +80,7 @@ class LRSchedulerCallback(Callback):
 
     Example:
         >>> from torch.utils.data import DataLoader, TensorDataset
-        >>> from labpkg.trainer import Trainer
+        >>> from labpkg.loop.trainer import Trainer
         >>> model = torch.nn.Conv2d(3, 2, kernel_size=1)
         >>> opt = torch.optim.SGD(model.parameters(), lr=1.0)
         >>> halve = LRSchedulerCallback(torch.optim.lr_scheduler.StepLR(opt, 1, gamma=0.5))
@@ -302,7 +302,7 @@ class LearningRateScheduler(Callback):
 
     Example:
         >>> from torch.utils.data import DataLoader, TensorDataset
-        >>> from labpkg.trainer import Trainer
+        >>> from labpkg.loop.trainer import Trainer
         >>> model = torch.nn.Conv2d(3, 2, kernel_size=1)
         >>> trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=1.0), "cross_entropy")
         >>> halve = LearningRateScheduler(lambda epoch, lr: lr if epoch < 1 else lr * 0.5)

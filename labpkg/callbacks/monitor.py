@@ -7,7 +7,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from labpkg.metrics import declared_log_keys
+from labpkg.nn.metrics import declared_log_keys
 
 __all__ = [
     "resolve_mode",
@@ -27,7 +27,7 @@ def resolve_mode(monitor: str, mode: str, metrics: Sequence | None = None) -> st
     trainer) a name that is not a loss stays ``"auto"``, to be decided then.
 
     Example:
-        >>> from labpkg.metrics import MeanIoU
+        >>> from labpkg.nn.metrics import MeanIoU
         >>> resolve_mode("val_mean_iou", "auto", [MeanIoU(3)]), resolve_mode("val_loss", "auto")
         ('max', 'min')
     """

@@ -9,10 +9,10 @@ from typing import Any
 from torch.utils.data import DataLoader
 
 from labpkg.callbacks.base import Callback
-from labpkg.checkpoint import rng_state, set_rng_state
-from labpkg.checks import as_int
-from labpkg.devices import _synchronize
-from labpkg.reproducibility import data_generators
+from labpkg.core.checkpoint import rng_state, set_rng_state
+from labpkg.core.checks import as_int
+from labpkg.core.devices import _synchronize
+from labpkg.core.reproducibility import data_generators
 
 __all__ = ["EvaluateEvery"]
 
@@ -52,7 +52,7 @@ class EvaluateEvery(Callback):
     Example:
         >>> import torch
         >>> from torch.utils.data import DataLoader, TensorDataset
-        >>> from labpkg.trainer import Trainer
+        >>> from labpkg.loop.trainer import Trainer
         >>> model = torch.nn.Conv2d(3, 2, kernel_size=1)
         >>> pairs = TensorDataset(torch.rand(8, 3, 4, 4), torch.randint(0, 2, (8, 4, 4)))
         >>> trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), "cross_entropy")

@@ -14,7 +14,7 @@ from labpkg.callbacks.monitor import (
     is_improvement,
     resolve_mode,
 )
-from labpkg.checks import as_int
+from labpkg.core.checks import as_int
 
 __all__ = ["EarlyStopping", "TerminateOnNaN"]
 
@@ -45,7 +45,7 @@ class EarlyStopping(MonitorMode, Callback):
 
     Example:
         >>> from types import SimpleNamespace
-        >>> from labpkg.state import TrainState
+        >>> from labpkg.loop.state import TrainState
         >>> stop = EarlyStopping(monitor="val_loss", patience=2)  # "auto": a loss is minimised
         >>> stop.set_trainer(SimpleNamespace(state=TrainState()))  # fit() does this
         >>> for epoch, val_loss in enumerate([1.0, 0.9, 0.9, 0.95, 0.8]):
@@ -149,7 +149,7 @@ class TerminateOnNaN(Callback):
 
     Example:
         >>> from types import SimpleNamespace
-        >>> from labpkg.state import TrainState
+        >>> from labpkg.loop.state import TrainState
         >>> guard = TerminateOnNaN()
         >>> guard.set_trainer(SimpleNamespace(state=TrainState()))  # fit() does this
         >>> guard.on_train_batch_end(6, {"loss": float("nan")})

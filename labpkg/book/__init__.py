@@ -1,0 +1,1 @@
+"""What the chapters use to talk to the page: display, exercise checks, the version check."""

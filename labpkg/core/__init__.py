@@ -1,0 +1,1 @@
+"""The ground floor: checks, counting, devices, seeding, files, timing; no other layer."""

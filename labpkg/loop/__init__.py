@@ -1,0 +1,1 @@
+"""The training loop and its state: Trainer, evaluation, updates, checkpoints, resume."""

@@ -1,0 +1,1 @@
+"""Model parts: the U-Net and its anatomy, losses, metrics and optimizers."""

@@ -1,0 +1,261 @@
+"""The confusion matrix and the three segmentation scores computed from it (pure functions).
+
+A C×C matrix of pixel counts (rows: true class, columns: predicted class) holds everything
+pixel accuracy, IoU and Dice need:
+
+- IoU = TP / (TP + FP + FN), Dice = 2TP / (2TP + FP + FN), accuracy = ΣTP / valid pixels;
+- a class with TP + FP + FN = 0 (absent and never predicted) is NaN, left out of means.
+
+``labpkg.nn.metrics`` sums these matrices over an epoch (dataset-level scores).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from labpkg.core.checks import as_int, check_class_target, check_labels, check_mode
+
+__all__ = [
+    "confusion_matrix",
+    "pair_counts",
+    "host_reads_are_free",
+    "to_labels",
+    "check_label_ranges",
+    "iou_from_confusion",
+    "dice_from_confusion",
+    "pixel_accuracy_from_confusion",
+]
+
+
+def confusion_matrix(
+    preds: torch.Tensor,
+    target: torch.Tensor,
+    num_classes: int,
+    ignore_index: int | None = None,
+    mode: str = "multiclass",
+    threshold: float = 0.5,
+    validate_args: bool = True,
+) -> torch.Tensor:
+    """Count pixels by (true class, predicted class).
+
+    Args:
+        preds: class scores (N, C, H, W), argmaxed over dim 1, or labels (N, H, W). In binary
+            mode: logits (N, H, W) or (N, 1, H, W), thresholded after a sigmoid, or 0/1 labels.
+        target: integer labels (N, H, W) (binary mode also accepts (N, 1, H, W)).
+        num_classes: C >= 2 (2 in binary mode).
+        ignore_index: target value whose pixels are skipped (default None).
+        mode: ``"multiclass"`` (default) or ``"binary"``.
+        threshold: binary mode probability threshold (default 0.5).
+        validate_args: raise on a label outside [0, C) that is not ``ignore_index`` (a host
+            read). With False such pixels are left out without a word; the stateful metrics
+            count them instead and raise when the score is computed.
+
+    Returns:
+        int64 tensor (C, C) on the input's device; ``cm[t, p]`` counts pixels of class t
+        predicted as p.
+
+    Example:
+        >>> t = torch.tensor([[[0, 1], [1, 2]]])
+        >>> p = torch.tensor([[[0, 1], [2, 2]]])
+        >>> confusion_matrix(p, t, num_classes=3).tolist()
+        [[1, 0, 0], [0, 1, 1], [0, 0, 1]]
+    """
+    labels, target = to_labels(preds, target, num_classes, mode, threshold)
+    counts = count_pairs(preds, labels, target, num_classes, ignore_index, validate_args)
+    return counts[:-1].reshape(num_classes, num_classes)
+
+
+def count_pairs(
+    preds: torch.Tensor,
+    labels: torch.Tensor,
+    target: torch.Tensor,
+    num_classes: int,
+    ignore_index: int | None,
+    validate_args: bool,
+) -> torch.Tensor:
+    """``pair_counts`` of one batch, after the range check ``validate_args`` asks for.
+
+    On a CPU without ``ignore_index`` the count itself tells whether every label lies in
+    [0, C) (its last bin), so the check reads the labels again only to name a stray one;
+    elsewhere it checks first (a host read). Returns (C·C + 1,) int64.
+    """
+    scores = preds.is_floating_point()  # argmaxed or thresholded: labels in [0, C)
+    if validate_args and (ignore_index is not None or not host_reads_are_free(labels.device)):
+        check_label_ranges(preds, labels, target, num_classes, ignore_index)
+        return pair_counts(labels, target, num_classes, ignore_index, True, scores)
+    counts = pair_counts(labels, target, num_classes, ignore_index, False, scores)
+    if validate_args and counts[-1] > 0:  # a free read on a CPU: raise, naming the labels
+        check_label_ranges(preds, labels, target, num_classes, ignore_index)
+    return counts
+
+
+def pair_counts(
+    labels: torch.Tensor,
+    target: torch.Tensor,
+    num_classes: int,
+    ignore_index: int | None,
+    checked: bool = False,
+    labels_in_range: bool = False,
+) -> torch.Tensor:
+    """Pixels per (true, predicted) pair, flat: (C·C + 1,) int64. No host sync on a GPU.
+
+    Bin ``t·C + p`` counts pixels of true class t predicted as p; the last bin counts pixels
+    whose true or predicted label lies outside [0, C) (other than ``ignore_index``), which
+    would otherwise land silently in another class's bin (``checked=True``: the labels were
+    just checked, so that bin stays 0 and the range test is skipped). ``labels_in_range``:
+    the predicted labels come from scores (argmax, threshold), so only the target needs the
+    range test, which then costs two passes instead of eight. On a CPU, where reading a value
+    back is free, the usual case (no ignore_index, every label in range) takes one pass
+    beyond the bare count (``_count_if_in_range``). On a GPU the counts are one
+    ``scatter_add_`` into bins of a fixed size, because ``bincount`` reads the largest index
+    back to the host to size its output; on a CPU that read costs nothing and ``bincount``
+    is the faster of the two.
+    """
+    c = num_classes
+    index = torch.add(labels, target, alpha=c)  # t·C + p in one pass, no temporary: (N, H, W)
+    if not checked and ignore_index is None and host_reads_are_free(index.device):
+        counts = _count_if_in_range(index, labels, c, labels_in_range)
+        if counts is not None:
+            return counts
+    if not checked and labels_in_range:
+        # with p in [0, C), t·C + p lies in [0, C·C) exactly when t is in [0, C): a clamp sends
+        # the rest to -1 or C·C, and a shift by one makes -1 a bin too (bin 0, folded below)
+        index = index.clamp_(-1, c * c).add_(1)  # (N, H, W), values in [0, C·C + 1]
+    elif not checked:  # a label may lie outside [0, C): route every pixel through the test
+        in_range = (target >= 0) & (target < c) & (labels >= 0) & (labels < c)
+        index = torch.where(in_range, index, c * c)
+    if ignore_index is not None:
+        index = torch.where(target == ignore_index, c * c + 2, index)  # a bin dropped below
+    index = index.reshape(-1)  # every value in [0, C·C + 2] now
+    count = torch.bincount if index.device.type == "cpu" else scatter_count
+    counts = count(index, minlength=c * c + 3)
+    if not checked and labels_in_range:  # bins 0 and C·C + 1 are both outside [0, C)
+        return torch.cat([counts[1 : c * c + 1], counts[:1] + counts[c * c + 1 : c * c + 2]])
+    return counts[: c * c + 1]
+
+
+def host_reads_are_free(device: torch.device) -> bool:
+    """Is reading a value back cheap here? On a CPU, yes; on a GPU each read waits for every
+    queued kernel (a sync), so the per-batch path never reads there."""
+    return device.type == "cpu"
+
+
+def _count_if_in_range(
+    index: torch.Tensor, labels: torch.Tensor, c: int, labels_in_range: bool
+) -> torch.Tensor | None:
+    """On a CPU: the flat counts (C·C + 1,) if every label lies in [0, C), else None.
+
+    With every p in [0, C) (one min/max pass, skipped for labels from scores), t·C + p lies
+    in [0, C·C) exactly when t does, and ``bincount`` looks at t for free: it refuses a
+    negative index and grows its output past C·C bins for a large one. So the usual case
+    costs one pass beyond the bare count; any label outside [0, C) returns None, and the
+    caller routes every pixel through the exact range test.
+    """
+    if not labels_in_range and labels.numel() > 0:
+        low, high = torch.aminmax(labels)
+        if low < 0 or high >= c:
+            return None
+    try:
+        counts = torch.bincount(index.reshape(-1), minlength=c * c)  # (C·C,) if t in range
+    except RuntimeError:  # a negative index: some t < 0
+        return None
+    if counts.numel() > c * c:  # some t >= C
+        return None
+    return torch.cat([counts, counts.new_zeros(1)])  # and no pixel outside: (C·C + 1,)
+
+
+def scatter_count(index: torch.Tensor, minlength: int) -> torch.Tensor:
+    """``torch.bincount`` for indices known to lie in [0, minlength), without reading the
+    largest one back to the host (a GPU sync each batch): one ``scatter_add_``."""
+    counts = torch.zeros(minlength, dtype=torch.long, device=index.device)
+    return counts.scatter_add_(0, index, torch.ones_like(index))
+
+
+def to_labels(preds, target, num_classes, mode="multiclass", threshold=0.5):
+    """Predicted and true labels of one shape (N, H, W), int64, from scores or labels."""
+    check_metric_setup(mode, num_classes)
+    if mode == "multiclass":
+        check_class_target(target)
+    elif target.is_floating_point():
+        raise TypeError(f"target must hold integer class ids (int64), got dtype {target.dtype}")
+    if mode == "binary":
+        if num_classes != 2:
+            raise ValueError(f"binary mode has num_classes=2, got {num_classes}")
+        preds, target = _squeeze_channel(preds), _squeeze_channel(target)
+        labels = (torch.sigmoid(preds.float()) > threshold) if preds.is_floating_point() else preds
+        labels = labels.long()
+    elif preds.ndim == target.ndim + 1:
+        if preds.shape[1] != num_classes:
+            raise ValueError(f"preds have {preds.shape[1]} channels but num_classes={num_classes}")
+        labels = preds.argmax(dim=1)  # (N, C, H, W) -> (N, H, W)
+    else:
+        if preds.is_floating_point():
+            raise TypeError("label preds must be integers; pass (N, C, H, W) scores to argmax")
+        labels = preds.long()
+    if labels.shape != target.shape:
+        raise ValueError(
+            f"preds and target differ in shape: {tuple(labels.shape)} vs {tuple(target.shape)}"
+        )
+    return labels, target.long()
+
+
+def check_label_ranges(
+    preds: torch.Tensor,
+    labels: torch.Tensor,
+    target: torch.Tensor,
+    num_classes: int,
+    ignore_index: int | None,
+) -> None:
+    """Raise now if a label is outside [0, C) and not ``ignore_index`` (a host read each)."""
+    check_labels(target, num_classes, ignore_index)
+    if not preds.is_floating_point():  # scores give labels in range by construction
+        check_labels(labels, num_classes, None, name="preds")
+
+
+def check_metric_setup(mode: str, num_classes: int) -> None:
+    """A metric's mode (one label per pixel: not multilabel) and its C >= 2 classes."""
+    check_mode(mode, multilabel=False)
+    as_int(num_classes, "num_classes", 2)
+
+
+def _squeeze_channel(x: torch.Tensor) -> torch.Tensor:
+    return x[:, 0] if x.ndim == 4 and x.shape[1] == 1 else x
+
+
+def iou_from_confusion(cm: torch.Tensor) -> torch.Tensor:
+    """Per-class IoU = TP / (TP + FP + FN); NaN for a class never seen nor predicted.
+
+    Example:
+        >>> iou_from_confusion(torch.tensor([[1, 0, 0], [0, 1, 1], [0, 0, 1]])).tolist()
+        [1.0, 0.5, 0.5]
+    """
+    tp, fp, fn = _tp_fp_fn(cm)
+    return tp / (tp + fp + fn)  # 0/0 = NaN marks an absent class
+
+
+def dice_from_confusion(cm: torch.Tensor) -> torch.Tensor:
+    """Per-class Dice (F1) = 2TP / (2TP + FP + FN); NaN for an absent class.
+
+    Example:
+        >>> dice_from_confusion(torch.tensor([[1, 0], [1, 2]])).tolist()
+        [0.6666666666666666, 0.8]
+    """
+    tp, fp, fn = _tp_fp_fn(cm)
+    return 2 * tp / (2 * tp + fp + fn)
+
+
+def pixel_accuracy_from_confusion(cm: torch.Tensor) -> torch.Tensor:
+    """Correct pixels / valid pixels; NaN when there are no valid pixels.
+
+    Example:
+        >>> pixel_accuracy_from_confusion(torch.tensor([[1, 0], [1, 2]])).item()
+        0.75
+    """
+    cm = cm.double()
+    return cm.diagonal().sum() / cm.sum()
+
+
+def _tp_fp_fn(cm: torch.Tensor):
+    cm = cm.double()
+    tp = cm.diagonal()
+    return tp, cm.sum(dim=0) - tp, cm.sum(dim=1) - tp  # column sums: predicted; rows: true
