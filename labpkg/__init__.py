@@ -60,7 +60,8 @@ from labpkg.data.synthetic import (
     train_val_split,
 )
 from labpkg.loop.lr_finder import LRFinderResult, lr_find
-from labpkg.loop.trainer import Trainer, TrainState
+from labpkg.loop.state import TrainState
+from labpkg.loop.trainer import Trainer
 from labpkg.nn import optim as optim  # chapters: labpkg.optim.*
 from labpkg.nn.architecture import input_reach, layer_shapes, receptive_field
 from labpkg.nn.losses import (

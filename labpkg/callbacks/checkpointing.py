@@ -111,7 +111,10 @@ class ModelCheckpoint(MonitorMode, Callback):
             self._maybe_save(self.trainer.state.epoch, logs or {})
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        if self.save_freq == "epoch":
+        # _due here: the update that closed a stream which ran out before batches_per_epoch
+        # came after its last mini-batch; saved now, at the epoch's end, not inside a group
+        if self.save_freq == "epoch" or self._due:
+            self._due = False
             self._maybe_save(epoch, logs or {})
 
     def _maybe_save(self, epoch: int, logs: dict) -> None:

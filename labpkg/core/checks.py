@@ -36,8 +36,8 @@ __all__ = [
 #: for where they are used: a mid-epoch checkpoint, ``mode="auto"``, a file name template)
 METRIC_METHODS = ("reset", "update", "results", "sync")
 
-#: How scores become labels: softmax over the C classes ("multiclass"), a sigmoid of one
-#: channel ("binary"), or a sigmoid per channel, each its own yes/no ("multilabel").
+#: The ways scores become labels, softmax over the C classes ("multiclass"), a sigmoid of
+#: one channel ("binary"), or a sigmoid per channel, each its own yes/no ("multilabel").
 MODES = ("multiclass", "binary", "multilabel")
 
 

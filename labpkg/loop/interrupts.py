@@ -29,40 +29,30 @@ from labpkg.core import distributed
 __all__ = ["DeferredInterrupt", "TerminateAsInterrupt", "fitting"]
 
 
-class DeferredInterrupt:
-    """A context in which SIGINT is held until ``check()`` (main thread only; else a no-op).
+class _SignalContext:
+    """A context that handles one signal with ``_handle`` and then puts back the handler it
+    found. Python sets handlers only in the main thread; elsewhere the context does nothing."""
 
-    Example:
-        >>> with DeferredInterrupt() as interrupt:
-        ...     interrupt.check()  # nothing pending: returns
-    """
+    signum: signal.Signals
+    default: Any  # put back when the handler found was not set from Python
 
     def __init__(self) -> None:
-        self.requested = False
         self._previous = None
         self._installed = False
 
-    def __enter__(self) -> DeferredInterrupt:
-        # signal handlers can only be set from the main thread (not in a worker thread)
+    def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._hold)
+            self._previous = signal.signal(self.signum, self._handle)
             self._installed = True
         return self
 
-    def _hold(self, signum: int, frame: FrameType | None) -> None:
-        self.requested = True
-        self._restore()  # a second Ctrl-C goes to the previous handler: it interrupts at once
-
-    def check(self) -> None:
-        """Raise ``KeyboardInterrupt`` here if Ctrl-C was pressed since the last check."""
-        if self.requested:
-            self.requested = False
-            raise KeyboardInterrupt
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        raise NotImplementedError
 
     def _restore(self) -> None:
         if self._installed:
-            previous = self._previous if self._previous is not None else signal.default_int_handler
-            signal.signal(signal.SIGINT, previous)
+            previous = self._previous if self._previous is not None else self.default
+            signal.signal(self.signum, previous)
             self._installed = False
 
     def __exit__(
@@ -74,7 +64,32 @@ class DeferredInterrupt:
         self._restore()
 
 
-class TerminateAsInterrupt:
+class DeferredInterrupt(_SignalContext):
+    """A context in which SIGINT is held until ``check()`` (main thread only; else a no-op).
+
+    Example:
+        >>> with DeferredInterrupt() as interrupt:
+        ...     interrupt.check()  # nothing pending: returns
+    """
+
+    signum, default = signal.SIGINT, signal.default_int_handler
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requested = False
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.requested = True
+        self._restore()  # a second Ctrl-C goes to the previous handler: it interrupts at once
+
+    def check(self) -> None:
+        """Raise ``KeyboardInterrupt`` here if Ctrl-C was pressed since the last check."""
+        if self.requested:
+            self.requested = False
+            raise KeyboardInterrupt
+
+
+class TerminateAsInterrupt(_SignalContext):
     """A context in which SIGTERM does what Ctrl-C (SIGINT) does (main thread only; else a no-op).
 
     SIGTERM goes to whatever handles SIGINT at that moment: during ``fit`` that is
@@ -90,34 +105,18 @@ class TerminateAsInterrupt:
         True
     """
 
+    signum, default = signal.SIGTERM, signal.SIG_DFL
+
     def __init__(self) -> None:
+        super().__init__()
         self.received: int | None = None
-        self._previous = None
-        self._installed = False
 
-    def __enter__(self) -> TerminateAsInterrupt:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGTERM, self._forward)
-            self._installed = True
-        return self
-
-    def _forward(self, signum: int, frame: FrameType | None) -> None:
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.received = signum
         handler = signal.getsignal(signal.SIGINT)
         if not callable(handler):  # SIGINT ignored (a background job) or default: stop anyway
             raise KeyboardInterrupt
         handler(signal.SIGINT, frame)
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if self._installed:
-            previous = self._previous if self._previous is not None else signal.SIG_DFL
-            signal.signal(signal.SIGTERM, previous)
-            self._installed = False
 
 
 @contextlib.contextmanager

@@ -32,7 +32,7 @@ from labpkg.loop.update import AppliedSteps
 from labpkg.nn.losses import get_loss
 from labpkg.nn.metrics import Metric
 
-__all__ = ["TrainState", "Trainer"]
+__all__ = ["Trainer"]
 
 
 class Trainer(Evaluator):
@@ -218,7 +218,7 @@ class Trainer(Evaluator):
         logits = None
         with distributed.sync_gradients(model, now=ends_group):  # DDP: at updates only
             try:
-                with self._autocast():  # AMP: forward and loss in 16 bits (if amp)
+                with self._autocast():  # AMP: autocast (convolutions in 16 bits)
                     logits = model(inputs)  # 1. forward: scores (B, C, H, W)
                     loss = self.loss_fn(logits, target)  # 2. loss: one number
             except (IndexError, RuntimeError, ValueError) as err:  # "mini-batch 3 of train"

@@ -98,7 +98,8 @@ class ConfusionMetric:
     """
 
     name = "metric"
-    #: every score here (accuracy, IoU, Dice) is better higher: ``mode="auto"`` maximises it
+    #: True, as every score here (accuracy, IoU, Dice) is better higher, so ``mode="auto"``
+    #: maximises it
     higher_is_better = True
 
     def __init__(
