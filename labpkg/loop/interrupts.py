@@ -26,10 +26,10 @@ from typing import Any
 
 from labpkg.core import distributed
 
-__all__ = ["DeferredInterrupt", "TerminateAsInterrupt", "fitting"]
+__all__ = ["DeferredInterrupt", "SignalContext", "TerminateAsInterrupt", "fitting"]
 
 
-class _SignalContext:
+class SignalContext:
     """A context that handles one signal with ``_handle`` and then puts back the handler it
     found. Python sets handlers only in the main thread; elsewhere the context does nothing."""
 
@@ -64,7 +64,7 @@ class _SignalContext:
         self._restore()
 
 
-class DeferredInterrupt(_SignalContext):
+class DeferredInterrupt(SignalContext):
     """A context in which SIGINT is held until ``check()`` (main thread only; else a no-op).
 
     Example:
@@ -89,7 +89,7 @@ class DeferredInterrupt(_SignalContext):
             raise KeyboardInterrupt
 
 
-class TerminateAsInterrupt(_SignalContext):
+class TerminateAsInterrupt(SignalContext):
     """A context in which SIGTERM does what Ctrl-C (SIGINT) does (main thread only; else a no-op).
 
     SIGTERM goes to whatever handles SIGINT at that moment: during ``fit`` that is
