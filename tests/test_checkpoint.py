@@ -103,7 +103,7 @@ def test_unwritable_checkpoint_folder_fails_before_training(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     trainer = tiny_trainer()
-    with pytest.raises(ValueError, match="cannot write checkpoints"):
+    with pytest.raises(ValueError, match="ModelCheckpoint cannot write"):
         trainer.fit(
             loader(tiny_data(8)), callbacks=[ModelCheckpoint(str(blocker / "c.pt"))], verbose=0
         )

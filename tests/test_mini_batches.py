@@ -170,7 +170,9 @@ def test_evaluate_and_predict_refuse_a_max_batches_below_1_instead_of_returning_
     assert trainer.evaluate(loader(tiny_data(8)), max_batches=np.int64(1))["loss"] > 0
 
 
-def test_the_update_that_closes_a_short_stream_is_saved_at_the_epochs_end(tmp_path):
+def test_the_update_that_closes_a_short_stream_is_saved_and_evaluated_at_the_epochs_end(
+    tmp_path,
+):
     # 5 mini-batches in groups of 2: updates 1, 2 and 3 per epoch, the third after the stream
     # ran out; save_freq=3 saves it at once, not after the next epoch's first mini-batch
     saves = []
@@ -182,8 +184,11 @@ def test_the_update_that_closes_a_short_stream_is_saved_at_the_epochs_end(tmp_pa
     spy = Spy()
     every_3 = labpkg.ModelCheckpoint(str(tmp_path / "c.pt"), save_freq=3, monitor="loss")
     every_3._saved = lambda path, epoch, logs: saves.append((epoch, spy.at))
+    evaluate_3 = labpkg.EvaluateEvery(loader(tiny_data(4)), every=3, at_start=False)
     stream = _trainer(nn.CrossEntropyLoss(), accumulate_grad_batches=2)
     with pytest.warns(UserWarning, match="train ran out"):
         stream.fit(loader(Stream()), epochs=2, batches_per_epoch=6, verbose=0,
-                   callbacks=[every_3, spy])  # fmt: skip
+                   callbacks=[every_3, evaluate_3, spy])  # fmt: skip
     assert saves == [(0, (0, 4)), (1, (1, 4))]  # each epoch's end, after its last mini-batch
+    assert evaluate_3.updates == [3, 6]  # evaluated then too, both epochs
+    assert evaluate_3.samples == [20, 40]  # not one mini-batch into the next epoch

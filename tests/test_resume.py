@@ -33,15 +33,19 @@ N, BATCH, EPOCHS = 20, 4, 4  # 5 mini-batches per epoch
 
 
 class InterruptAt(labpkg.Callback):
-    """Raises KeyboardInterrupt before mini-batch ``batch`` of epoch ``epoch`` (as Ctrl-C)."""
+    """Interrupts before mini-batch ``batch`` of ``epoch``: raises KeyboardInterrupt there (as
+    a notebook's stop button), or with ``signal=True`` sends SIGINT (as Ctrl-C), which fit
+    holds until the end of that mini-batch."""
 
-    def __init__(self, epoch: int, batch: int) -> None:
+    def __init__(self, epoch: int, batch: int, signal: bool = False) -> None:
         super().__init__()
-        self.at = (epoch, batch)
+        self.at, self.signal = (epoch, batch), signal
 
     def on_train_batch_begin(self, batch, logs=None):
         if (self.trainer.state.epoch, batch) == self.at:
-            raise KeyboardInterrupt
+            if not self.signal:
+                raise KeyboardInterrupt
+            os.kill(os.getpid(), signal.SIGINT)  # the signal arrives mid-mini-batch
 
 
 def make_callbacks(order: list[str], folder: Path, trainer, save_freq="epoch") -> list:
@@ -56,18 +60,6 @@ def make_callbacks(order: list[str], folder: Path, trainer, save_freq="epoch") -
         "csv": lambda: CSVLogger(str(folder / "log.csv")),
     }
     return [made[name]() for name in order]
-
-
-class PressCtrlC(labpkg.Callback):
-    """Sends SIGINT during mini-batch ``batch`` of ``epoch``: fit stops at the end of it."""
-
-    def __init__(self, epoch: int, batch: int) -> None:
-        super().__init__()
-        self.at = (epoch, batch)
-
-    def on_train_batch_begin(self, batch, logs=None):
-        if (self.trainer.state.epoch, batch) == self.at:
-            os.kill(os.getpid(), signal.SIGINT)
 
 
 #: The conditions every run trains under unless a test changes one.
@@ -96,7 +88,7 @@ def run(order, folder, accumulate=1, save_freq="epoch", interrupt=None, resume=F
     if interrupt is not None:
         callbacks.append(InterruptAt(*interrupt))
     if ctrl_c is not None:
-        callbacks.append(PressCtrlC(*ctrl_c))
+        callbacks.append(InterruptAt(*ctrl_c, signal=True))
     generator = torch.Generator().manual_seed(5) if c["generator"] else None
     data = loader(tiny_data(c["n"]), batch_size=c["batch_size"], shuffle=c["shuffle"],
                   drop_last=c["drop_last"], generator=generator)  # fmt: skip
@@ -336,16 +328,13 @@ def test_stale_temporary_files_of_killed_saves_are_removed_by_the_next_save(tmp_
 
 
 def test_ctrl_c_lands_at_the_end_of_the_current_mini_batch():
-    class PressCtrlC(labpkg.Callback):
-        def on_train_batch_begin(self, batch, logs=None):
-            if self.trainer.state.epoch == 1 and batch == 2:
-                os.kill(os.getpid(), signal.SIGINT)  # the signal arrives mid-mini-batch
-
     model = tiny_model()
     trainer = labpkg.Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), "cross_entropy")
     before = signal.getsignal(signal.SIGINT)  # default_int_handler; SIG_IGN in a job run with &
     with pytest.warns(UserWarning, match="interrupted"):
-        history = trainer.fit(loader(tiny_data(N)), 3, callbacks=[PressCtrlC()], verbose=0)
+        history = trainer.fit(
+            loader(tiny_data(N)), 3, callbacks=[InterruptAt(1, 2, signal=True)], verbose=0
+        )
     # mini-batch 2 of epoch 1 finished, update included; nothing after it ran
     assert trainer.state.interrupted and trainer.state.global_step == 5 + 3
     assert history.epoch == [0]  # the unfinished epoch has no logs

@@ -46,7 +46,11 @@ gradients still scaled, and its ``on_before_optimizer_step`` before clipping.
 
 ``on_update_end(step)`` fires after each update (``step`` is ``global_step``, 1 for the
 first), skipped float16 steps included: a callback that acts per update (a learning-rate
-schedule, an evaluation every k updates) needs no comparison of counters to find it.
+schedule, an evaluation every k updates) needs no comparison of counters to find it. One
+update has no mini-batch after it: when a stream runs out before ``batches_per_epoch``, the
+update of its unfinished group comes after the epoch's last ``on_train_batch_end``, so a
+callback that waits for the end of the mini-batch to act on an update also looks in
+``on_epoch_end`` (``ModelCheckpoint`` and ``EvaluateEvery`` do).
 """
 
 from __future__ import annotations

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import csv
-import errno
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from labpkg.callbacks.base import Callback
+from labpkg.core.checkpoint import check_writable
 
 __all__ = ["CSVLogger", "ProgbarLogger", "format_logs"]
 
@@ -63,7 +61,7 @@ class CSVLogger(Callback):
         return f"CSVLogger({self.filename})"
 
     def on_train_begin(self, logs: dict | None = None) -> None:
-        _check_writable(self.filename)  # fail now, not after the first epoch has trained
+        check_writable(self.filename, "CSVLogger")  # now, not after the first epoch
         self.keys, self._file, self._rows, self._resume_rows = None, None, 0, None
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
@@ -114,27 +112,6 @@ class CSVLogger(Callback):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._resume_rows, self._rows, self.keys = state["rows"], state["rows"], state["keys"]
-
-
-def _check_writable(filename: Path) -> None:
-    """Raise ``ValueError`` now if ``filename`` cannot be written: a folder by that name, a
-    read-only file, or a folder that cannot be made or written. Leaves an existing file as it
-    is and creates none (only its folder)."""
-    try:
-        if filename.is_dir():
-            raise IsADirectoryError(errno.EISDIR, "it is a folder")
-        if any(part.exists() and not part.is_dir() for part in filename.parents):
-            raise NotADirectoryError(errno.ENOTDIR, "a file stands where its folder should be")
-        filename.parent.mkdir(parents=True, exist_ok=True)
-        if filename.exists() and not os.access(filename, os.W_OK):
-            raise PermissionError(errno.EACCES, "the file is read-only")
-        with tempfile.TemporaryFile(dir=filename.parent):
-            pass
-    except OSError as err:
-        raise ValueError(
-            f"CSVLogger cannot write {filename} ({err.strerror}): pass a file name in a folder "
-            "you can write"
-        ) from err
 
 
 def _cell(value: Any) -> str:

@@ -96,6 +96,11 @@ class EvaluateEvery(Callback):
             self._due = False
             self._evaluate()
 
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self._due:  # the update that closed a stream cut short came after its last batch
+            self._due = False
+            self._evaluate()
+
     def _evaluate(self) -> None:
         trainer = self.trainer
         if self._since is not None:

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import errno
 import glob
 import os
 import pickle
@@ -133,15 +134,32 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         ) from err
 
 
-def check_writable(path: str | os.PathLike) -> None:
-    """Fail now, not after an hour of training, if ``path``'s folder cannot be written."""
-    folder = Path(path).parent
+def check_writable(path: str | os.PathLike, who: str = "ModelCheckpoint") -> None:
+    """Raise ``ValueError`` now, not after an hour of training, if the file ``path`` cannot be
+    written: a folder by that name, a file where a folder should be, a read-only file, or a
+    folder that cannot be made or written. An existing file is left as it is; none is created
+    (only its folder).
+
+    Args:
+        path: the file that will be written.
+        who: what will write it, named in the message.
+    """
+    path = Path(path)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
+        if path.is_dir():
+            raise IsADirectoryError(errno.EISDIR, "it is a folder")
+        if any(part.exists() and not part.is_dir() for part in path.parents):
+            raise NotADirectoryError(errno.ENOTDIR, "a file stands where its folder should be")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists() and not os.access(path, os.W_OK):
+            raise PermissionError(errno.EACCES, "the file is read-only")
+        with tempfile.TemporaryFile(dir=path.parent):
             pass
     except OSError as err:
-        raise ValueError(f"cannot write checkpoints to {folder}: {err.strerror}") from err
+        raise ValueError(
+            f"{who} cannot write {path} ({err.strerror}): pass a file name in a folder you "
+            "can write"
+        ) from err
 
 
 def check_model_state(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
