@@ -338,24 +338,44 @@ def test_the_trainer_checks_first_batches_and_restores_validate_args(monkeypatch
     assert loss.validate_args and metric.validate_args and trainer.val_metrics[0].validate_args
 
 
-def test_the_gpu_count_equals_bincount_without_reading_the_largest_index():
-    from labpkg.nn.confusion import scatter_count
+@pytest.mark.parametrize("device_type", ["cpu", "as-on-a-gpu"])
+def test_count_bins_equals_bincount_without_reading_the_largest_index(device_type):
+    import labpkg.nn.confusion
 
     index = torch.randint(0, 11, (1000,), generator=torch.Generator().manual_seed(0))
-    assert torch.equal(scatter_count(index, 11), torch.bincount(index, minlength=11))
-    assert scatter_count(torch.tensor([0, 0, 3]), 5).tolist() == [2, 0, 0, 1, 0]
+    with pytest.MonkeyPatch.context() as patch:  # the GPU's scatter_add_ path, on a CPU
+        cpu = device_type == "cpu"
+        patch.setattr(labpkg.nn.confusion, "index_errors_are_raised", lambda device: cpu)
+        counts = labpkg.nn.confusion.count_bins(index, 11)
+    assert torch.equal(counts, torch.bincount(index, minlength=11))
+
+
+def test_count_bins_refuses_an_index_outside_its_bins_on_a_cpu():
+    from labpkg.nn.confusion import count_bins
+
+    for index in ([0, 5], [-1, 0]):
+        with pytest.raises(IndexError):
+            count_bins(torch.tensor(index), 5)
+
+
+# small labels, and int64 labels whose 32-bit halves are small, or whose t·C wraps around
+LABELS = st.one_of(
+    st.integers(-3, 7),
+    st.sampled_from([2**32, 2**32 + 2, 2 * 2**32 + 1, -(2**32), (2**64 + 2) // 3, 2**63 - 1]),
+)
 
 
 @pytest.mark.parametrize("reads_free", [True, False], ids=["cpu", "as-on-a-gpu"])
 @settings(deadline=None)
 @given(
-    pairs=st.lists(st.tuples(st.integers(-3, 7), st.integers(-3, 7)), min_size=1, max_size=12),
+    pairs=st.lists(st.tuples(LABELS, LABELS), min_size=1, max_size=12),
     scores=st.booleans(),
 )
 def test_pair_counts_match_a_pixel_by_pixel_count_for_any_labels(reads_free, pairs, scores):
-    """Every fast path (a label range read on a CPU, the bincount's own bounds) counts what a
+    """Every fast path (a label range read on a CPU, the count's own bounds) counts what a
     loop over the pixels counts, and puts each pixel with a label outside [0, 3) in the last
-    bin, wherever the stray label sits (t or p, below 0, above C, or in another row's bins)."""
+    bin, wherever the stray label sits (t or p, below 0, above C, in another row's bins, or
+    where t·C + p wraps around int64 into [0, C·C))."""
     import labpkg.nn.confusion
 
     c = 3

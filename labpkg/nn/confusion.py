@@ -18,6 +18,7 @@ from labpkg.core.checks import as_int, check_class_target, check_labels, check_m
 __all__ = [
     "confusion_matrix",
     "pair_counts",
+    "count_bins",
     "host_reads_are_free",
     "to_labels",
     "check_label_ranges",
@@ -84,7 +85,7 @@ def count_pairs(
         check_label_ranges(preds, labels, target, num_classes, ignore_index)
         return pair_counts(labels, target, num_classes, ignore_index, True, scores)
     counts = pair_counts(labels, target, num_classes, ignore_index, False, scores)
-    if validate_args and counts[-1] > 0:  # a free read on a CPU: raise, naming the labels
+    if validate_args and counts[-1].item() > 0:  # a free read on a CPU: name the labels
         check_label_ranges(preds, labels, target, num_classes, ignore_index)
     return counts
 
@@ -104,31 +105,32 @@ def pair_counts(
     would otherwise land silently in another class's bin (``checked=True``: the labels were
     just checked, so that bin stays 0 and the range test is skipped). ``labels_in_range``:
     the predicted labels come from scores (argmax, threshold), so only the target needs the
-    range test, which then costs two passes instead of eight. On a CPU, where reading a value
-    back is free, the usual case (no ignore_index, every label in range) takes one pass
-    beyond the bare count (``_count_if_in_range``). On a GPU the counts are one
-    ``scatter_add_`` into bins of a fixed size, because ``bincount`` reads the largest index
-    back to the host to size its output; on a CPU that read costs nothing and ``bincount``
-    is the faster of the two.
+    range test, which then costs three passes instead of eight. On a CPU, where reading a
+    value back is free, the usual case (no ignore_index, every label in range) takes a fast
+    pass over each label tensor beyond the bare count (``_count_if_in_range``). The counts go
+    into bins of a fixed size (``count_bins``), never through ``bincount``, which reads the
+    largest index back to the host to size its output (a GPU sync).
     """
     c = num_classes
-    index = torch.add(labels, target, alpha=c)  # t·C + p in one pass, no temporary: (N, H, W)
-    if not checked and ignore_index is None and host_reads_are_free(index.device):
-        counts = _count_if_in_range(index, labels, c, labels_in_range)
+    if not checked and ignore_index is None and host_reads_are_free(labels.device):
+        counts = _count_if_in_range(labels, target, c, labels_in_range)
         if counts is not None:
             return counts
     if not checked and labels_in_range:
-        # with p in [0, C), t·C + p lies in [0, C·C) exactly when t is in [0, C): a clamp sends
-        # the rest to -1 or C·C, and a shift by one makes -1 a bin too (bin 0, folded below)
-        index = index.clamp_(-1, c * c).add_(1)  # (N, H, W), values in [0, C·C + 1]
-    elif not checked:  # a label may lie outside [0, C): route every pixel through the test
+        # with p in [0, C) and t clamped to [-1, C] (t·C of a huge t would wrap around int64),
+        # t·C + p lies in [0, C·C) exactly when t is in [0, C): a clamp sends the rest to -1 or
+        # C·C, and a shift by one makes -1 a bin too (bin 0, folded below)
+        index = torch.add(labels, target.clamp(-1, c), alpha=c)  # (N, H, W)
+        index = index.clamp_(-1, c * c).add_(1)  # values in [0, C·C + 1]
+    else:
+        index = torch.add(labels, target, alpha=c)  # t·C + p in one pass: (N, H, W)
+    if not checked and not labels_in_range:  # route every pixel through the range test
         in_range = (target >= 0) & (target < c) & (labels >= 0) & (labels < c)
         index = torch.where(in_range, index, c * c)
     if ignore_index is not None:
         index = torch.where(target == ignore_index, c * c + 2, index)  # a bin dropped below
     index = index.reshape(-1)  # every value in [0, C·C + 2] now
-    count = torch.bincount if index.device.type == "cpu" else scatter_count
-    counts = count(index, minlength=c * c + 3)
+    counts = count_bins(index, c * c + 3)
     if not checked and labels_in_range:  # bins 0 and C·C + 1 are both outside [0, C)
         return torch.cat([counts[1 : c * c + 1], counts[:1] + counts[c * c + 1 : c * c + 2]])
     return counts[: c * c + 1]
@@ -141,34 +143,76 @@ def host_reads_are_free(device: torch.device) -> bool:
 
 
 def _count_if_in_range(
-    index: torch.Tensor, labels: torch.Tensor, c: int, labels_in_range: bool
+    labels: torch.Tensor, target: torch.Tensor, c: int, labels_in_range: bool
 ) -> torch.Tensor | None:
     """On a CPU: the flat counts (C·C + 1,) if every label lies in [0, C), else None.
 
-    With every p in [0, C) (one min/max pass, skipped for labels from scores), t·C + p lies
-    in [0, C·C) exactly when t does, and ``bincount`` looks at t for free: it refuses a
-    negative index and grows its output past C·C bins for a large one. So the usual case
-    costs one pass beyond the bare count; any label outside [0, C) returns None, and the
-    caller routes every pixel through the exact range test.
+    A cheap check lets through labels in [0, C) and labels of 2³² or more (``_small_or_huge``;
+    the predicted labels skip it when they come from scores); with such labels t·C + p lies
+    in [0, C·C) exactly when both t and p lie in [0, C), and ``count_bins`` refuses any other
+    index. So the usual case costs a fast pass over each label tensor beyond the bare count;
+    any label outside [0, C) returns None, and the caller routes every pixel through the
+    exact range test.
     """
-    if not labels_in_range and labels.numel() > 0:
-        low, high = torch.aminmax(labels)
-        if low < 0 or high >= c:
-            return None
-    try:
-        counts = torch.bincount(index.reshape(-1), minlength=c * c)  # (C·C,) if t in range
-    except RuntimeError:  # a negative index: some t < 0
+    if c > _MAX_FAST_CLASSES or not _small_or_huge(target, c):
         return None
-    if counts.numel() > c * c:  # some t >= C
+    if not labels_in_range and not _small_or_huge(labels, c):
+        return None
+    index = torch.add(labels, target, alpha=c)  # t·C + p in one pass, no temporary: (N, H, W)
+    try:
+        counts = count_bins(index.reshape(-1), c * c)  # (C·C,)
+    except IndexError:  # a label of 2³² or more: an index of 2³² or more
         return None
     return torch.cat([counts, counts.new_zeros(1)])  # and no pixel outside: (C·C + 1,)
 
 
-def scatter_count(index: torch.Tensor, minlength: int) -> torch.Tensor:
-    """``torch.bincount`` for indices known to lie in [0, minlength), without reading the
-    largest one back to the host (a GPU sync each batch): one ``scatter_add_``."""
-    counts = torch.zeros(minlength, dtype=torch.long, device=index.device)
+def _small_or_huge(labels: torch.Tensor, c: int) -> bool:
+    """Does every int64 label lie in [0, C) or at 2³² and above? One min/max pass.
+
+    The pass reads the labels as 32-bit halves, (N, H, W) int64 as (N, H, 2W) int32, because
+    an int32 min/max runs two to three times faster here than an int64 one: both halves
+    in [0, C) means the number is in [0, C) (upper half 0) or at least 2³² (upper half ≥ 1),
+    never negative. A tensor whose last dimension is not contiguous is read as int64, which
+    checks [0, C) itself.
+    """
+    if labels.numel() == 0:
+        return True
+    halves = labels.view(torch.int32) if labels.stride(-1) == 1 else labels
+    low, high = torch.aminmax(halves)
+    return low.item() >= 0 and high.item() < c
+
+
+# labels that pass _small_or_huge are below C·2³², so t·C + p < (C² + C)·2³², below 2⁶³ (no
+# int64 wrap-around) while C² + C < 2³¹
+_MAX_FAST_CLASSES = 46_000
+
+
+def count_bins(index: torch.Tensor, bins: int) -> torch.Tensor:
+    """How many times each value in [0, ``bins``) occurs in the 1-D ``index``: (bins,) int64.
+
+    ``torch.bincount`` without its two extra reads (the min, to refuse a negative index, and
+    the max, read back to the host to size the output: a GPU sync each batch). On a CPU,
+    ``index_add_`` of a broadcast 1 (no (N,) tensor of ones), which raises ``IndexError`` for
+    an index outside [0, bins); elsewhere ``scatter_add_``, for indices known to lie inside
+    (a GPU checks them with a device-side assert, which ends the process).
+
+    Example:
+        >>> count_bins(torch.tensor([0, 0, 3]), 5).tolist()
+        [2, 0, 0, 1, 0]
+    """
+    counts = torch.zeros(bins, dtype=torch.long, device=index.device)
+    if index_errors_are_raised(index.device):
+        return counts.index_add_(0, index, _ONE.expand(index.numel()))
     return counts.scatter_add_(0, index, torch.ones_like(index))
+
+
+def index_errors_are_raised(device: torch.device) -> bool:
+    """Does an index outside a tensor raise a Python error here (a CPU), rather than a
+    device-side assert that ends the process (a GPU)?"""
+    return device.type == "cpu"
+
+
+_ONE = torch.ones((), dtype=torch.long)  # what each index adds: one number, broadcast to (N,)
 
 
 def to_labels(preds, target, num_classes, mode="multiclass", threshold=0.5):
