@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import textwrap
+import time
 import warnings
 
 import numpy as np
@@ -13,7 +15,13 @@ from helpers import loader, run_python, tiny_data, tiny_model, tiny_trainer
 
 import labpkg
 from labpkg.callbacks import ModelCheckpoint
-from labpkg.core.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from labpkg.core.checkpoint import (
+    finish_writes,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 
 
 def test_d2_round_trip_of_tensors_ints_and_floats(tmp_path):
@@ -192,3 +200,85 @@ def test_an_integer_save_freq_counts_updates_so_no_save_falls_inside_a_group(tmp
     # 4 mini-batches per epoch, an update after the 2nd and the 4th
     trainer.fit(loader(tiny_data(16), batch_size=4), 2, callbacks=[every_update], verbose=0)
     assert asked_at == [1, 3, 1, 3]
+
+
+# ------------------------------------------- checkpoints written behind training (background)
+def slow_fsync(monkeypatch, seconds: float = 0.2, fail_on: int | None = None) -> list:
+    """os.fsync that takes ``seconds`` (and raises EIO on call ``fail_on``): a disk still
+    busy with one checkpoint when training goes on."""
+    real_fsync, calls = os.fsync, []
+
+    def fsync(fd):
+        calls.append(fd)
+        time.sleep(seconds)
+        if len(calls) == fail_on:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return calls
+
+
+def test_a_background_save_writes_the_values_of_the_moment_it_was_asked(tmp_path, monkeypatch):
+    slow_fsync(monkeypatch)
+    weights = torch.zeros(3)
+    save_checkpoint({"w": weights, "steps": [1]}, tmp_path / "c.pt", background=True)
+    weights.add_(1)  # training goes on while the file is written
+    assert torch.equal(load_checkpoint(tmp_path / "c.pt")["w"], torch.zeros(3))
+
+
+def test_background_saves_land_in_the_order_they_were_asked(tmp_path, monkeypatch):
+    slow_fsync(monkeypatch)
+    for step in range(3):
+        save_checkpoint({"step": step}, tmp_path / "c.pt", background=True)
+    save_checkpoint({"step": 3}, tmp_path / "d.pt")  # a plain save waits for the one before
+    assert (tmp_path / "c.pt").exists()
+    assert load_checkpoint(tmp_path / "c.pt")["step"] == 2
+
+
+def test_a_failed_background_write_raises_at_the_next_save_and_keeps_the_old_file(
+    tmp_path, monkeypatch
+):
+    save_checkpoint({"step": 0}, tmp_path / "c.pt")
+    slow_fsync(monkeypatch, fail_on=1)
+    save_checkpoint({"step": 1}, tmp_path / "c.pt", background=True)
+    with pytest.raises(OSError, match="Input/output error"):
+        save_checkpoint({"step": 2}, tmp_path / "c.pt", background=True)
+    finish_writes()  # the error was raised once; nothing is pending now
+    assert load_checkpoint(tmp_path / "c.pt")["step"] == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.pt"]  # no temporary file
+
+
+def test_fit_returns_once_the_last_checkpoint_is_on_disk(tmp_path, monkeypatch):
+    slow_fsync(monkeypatch)
+    trainer = tiny_trainer()
+    ckpt = ModelCheckpoint(str(tmp_path / "last.pt"), monitor="loss")
+    trainer.fit(loader(tiny_data(8)), 2, callbacks=[ckpt], verbose=0)
+    assert not [p for p in tmp_path.iterdir() if p.suffix == ".tmp"]
+    saved = torch.load(tmp_path / "last.pt", weights_only=True)  # no wait: plain torch.load
+    assert saved["state"]["global_step"] == trainer.state.global_step == 4
+
+
+def test_a_checkpoint_write_that_fails_during_fit_raises_from_fit(tmp_path, monkeypatch):
+    calls = slow_fsync(monkeypatch, seconds=0.0, fail_on=2)
+    ckpt = ModelCheckpoint(str(tmp_path / "last.pt"), monitor="loss")
+    with pytest.raises(OSError, match="Input/output error"):
+        tiny_trainer().fit(loader(tiny_data(8)), 3, callbacks=[ckpt], verbose=0)
+    assert len(calls) == 2  # epoch 2's write failed; epoch 3's was not begun
+    assert load_checkpoint(tmp_path / "last.pt")["state"]["global_step"] == 2  # epoch 1's file
+
+
+def test_an_error_in_training_is_raised_over_a_failed_write_which_is_warned(tmp_path, monkeypatch):
+    slow_fsync(monkeypatch, fail_on=1)
+
+    class FailsAfterTheFirstSave(labpkg.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if self.trainer.state.epoch == 1:
+                raise RuntimeError("a bug in a callback")
+
+    ckpt = ModelCheckpoint(str(tmp_path / "last.pt"), monitor="loss")
+    callbacks = [ckpt, FailsAfterTheFirstSave()]
+    warned = pytest.warns(UserWarning, match="writing a checkpoint failed as well")
+    with warned, pytest.raises(RuntimeError, match="a bug in a callback"):
+        tiny_trainer().fit(loader(tiny_data(8)), 3, callbacks=callbacks, verbose=0)
+    assert not (tmp_path / "last.pt").exists()

@@ -3,7 +3,9 @@
 ``ModelCheckpoint`` does not write its file itself: it asks (``request``), and the Trainer's
 loop writes every requested file after the last callback has run the hook (``write``, a
 visible line after ``on_train_batch_end`` and after ``on_epoch_end``), so the file holds the
-state of every callback, whatever their order. A request left over by a hook that an
+state of every callback, whatever their order. The file is written then; the wait for the
+disk and the rename happen on a background thread while training goes on, and ``fit`` waits
+for them before it returns (``finish``). A request left over by a hook that an
 exception cut short is dropped (``drop``), never written later with another position.
 """
 
@@ -15,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from labpkg.core import distributed
-from labpkg.core.checkpoint import save_checkpoint
+from labpkg.core.checkpoint import finish_writes, save_checkpoint
 from labpkg.loop.resume import Position, training_state
 
 __all__ = ["CheckpointQueue"]
@@ -60,11 +62,24 @@ class CheckpointQueue:
         position = Position(state.epoch, state.batch, complete)
         for path, weights_only, extra, on_saved in pending:
             if weights_only:
-                save_checkpoint(self.trainer.model.state_dict(), path)
+                state = self.trainer.model.state_dict()
             else:
-                save_checkpoint({**training_state(self.trainer, position), **extra}, path)
+                state = {**training_state(self.trainer, position), **extra}
+            save_checkpoint(state, path, background=True)  # fsync and rename meanwhile
             if on_saved is not None:
                 on_saved()
+
+    def finish(self, error: BaseException | None = None) -> None:
+        """Wait for the file being finished in the background (``fit`` calls this as it ends).
+
+        Its error is raised; while ``error`` ends the fit instead, a warning reports it.
+        """
+        try:
+            finish_writes()
+        except Exception as write_error:
+            if error is None:
+                raise
+            warnings.warn(f"writing a checkpoint failed as well: {write_error!r}", stacklevel=3)
 
     def drop(self) -> None:
         """Forget requests whose hook did not finish (an exception or a Ctrl-C inside it).

@@ -124,21 +124,25 @@ def fitting(trainer: Any) -> Iterator[None]:
     """What holds while ``trainer.fit`` trains, undone after, however it ends.
 
     The model wrapped for data parallelism (``DistributedDataParallel``, once per fit), the
-    optimizer's step counter (``labpkg.loop.update.AppliedSteps``), Ctrl-C held until the end of a
-    mini-batch. A KeyboardInterrupt ends ``fit`` cleanly: ``trainer.position`` says where it
-    stopped if it landed between mini-batches, else None (no exact point to continue from).
+    optimizer's step counter (``labpkg.loop.update.AppliedSteps``), Ctrl-C held until the end
+    of a mini-batch; at the end, a wait for the checkpoint file being finished. A
+    KeyboardInterrupt ends ``fit`` cleanly: ``trainer.position`` says where it stopped if it
+    landed between mini-batches, else None (no exact point to continue from).
     """
     trainer._fitting, trainer._landed = True, False
     trainer.train_model = distributed.wrap_model(trainer.model, trainer.device)
     try:
         with trainer._interrupt, trainer._applied_steps:
             yield
+        trainer.checkpoint_queue.finish()  # the last file is on disk before fit returns
     except KeyboardInterrupt:
         trainer.state.interrupted = True
         trainer.position = trainer.position if trainer._landed else None  # mid-batch: unknown
         warnings.warn("training interrupted: returning the history so far", stacklevel=4)
-    except BaseException:
+        trainer.checkpoint_queue.finish()
+    except BaseException as err:
         trainer.position = None  # somewhere inside a mini-batch or a hook
+        trainer.checkpoint_queue.finish(err)
         raise
     finally:
         trainer._fitting, trainer.train_model = False, trainer.model
