@@ -339,7 +339,7 @@ def test_the_trainer_checks_first_batches_and_restores_validate_args(monkeypatch
 
 
 @pytest.mark.parametrize("device_type", ["cpu", "as-on-a-gpu"])
-def test_count_bins_equals_bincount_without_reading_the_largest_index(device_type):
+def test_count_bins_counts_as_bincount_on_the_cpu_and_the_gpu_path(device_type):
     import labpkg.nn.confusion
 
     index = torch.randint(0, 11, (1000,), generator=torch.Generator().manual_seed(0))

@@ -105,7 +105,7 @@ def pair_counts(
     would otherwise land silently in another class's bin (``checked=True``: the labels were
     just checked, so that bin stays 0 and the range test is skipped). ``labels_in_range``:
     the predicted labels come from scores (argmax, threshold), so only the target needs the
-    range test, which then costs three passes instead of eight. On a CPU, where reading a
+    range test, which then costs four passes instead of nine. On a CPU, where reading a
     value back is free, the usual case (no ignore_index, every label in range) takes a fast
     pass over each label tensor beyond the bare count (``_count_if_in_range``). The counts go
     into bins of a fixed size (``count_bins``), never through ``bincount``, which reads the
