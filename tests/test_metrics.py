@@ -340,22 +340,39 @@ def test_the_trainer_checks_first_batches_and_restores_validate_args(monkeypatch
 
 @pytest.mark.parametrize("device_type", ["cpu", "as-on-a-gpu"])
 def test_count_bins_counts_as_bincount_on_the_cpu_and_the_gpu_path(device_type):
-    import labpkg.nn.confusion
+    import labpkg.nn.bins
 
     index = torch.randint(0, 11, (1000,), generator=torch.Generator().manual_seed(0))
     with pytest.MonkeyPatch.context() as patch:  # the GPU's scatter_add_ path, on a CPU
         cpu = device_type == "cpu"
-        patch.setattr(labpkg.nn.confusion, "index_errors_are_raised", lambda device: cpu)
-        counts = labpkg.nn.confusion.count_bins(index, 11)
+        patch.setattr(labpkg.nn.bins, "index_errors_are_raised", lambda device: cpu)
+        counts = labpkg.nn.bins.count_bins(index, 11)
     assert torch.equal(counts, torch.bincount(index, minlength=11))
 
 
 def test_count_bins_refuses_an_index_outside_its_bins_on_a_cpu():
-    from labpkg.nn.confusion import count_bins
+    from labpkg.nn.bins import count_bins
 
     for index in ([0, 5], [-1, 0]):
         with pytest.raises(IndexError):
             count_bins(torch.tensor(index), 5)
+
+
+@pytest.mark.parametrize("stray", [(1, -1), (-1, 4), ((2**64 + 2) // 3, 0)])
+def test_a_stray_label_after_the_first_chunk_goes_to_the_outside_bin(monkeypatch, stray):
+    """The CPU counts ``_CHUNK`` pixels at a time: a label outside [0, C) in a later chunk,
+    even one whose t·C + p lands in a bin of the matrix (1·3 − 1 = 2, −3 + 4 = 1, or a t·C
+    that wraps around int64 to 2), is still found, and the chunks before it are not counted
+    twice."""
+    import labpkg.nn.confusion
+
+    monkeypatch.setattr(labpkg.nn.confusion, "_CHUNK", 4)
+    target = torch.tensor([[0, 1, 2, 0, 1, 2, stray[0], 0]])  # chunks of 4: the stray in the 2nd
+    labels = torch.tensor([[0, 1, 2, 1, 1, 0, stray[1], 0]])
+    counts = labpkg.nn.confusion.pair_counts(labels, target, 3, None)
+    assert counts.tolist() == [2, 1, 0, 0, 2, 0, 1, 0, 1, 1]  # 7 pixels in bins, 1 outside
+    with pytest.raises(ValueError, match="labels outside"):
+        MeanIoU(3).update(labels, target)
 
 
 # small labels, and int64 labels whose 32-bit halves are small, or whose t·C wraps around
@@ -365,17 +382,21 @@ LABELS = st.one_of(
 )
 
 
-@pytest.mark.parametrize("reads_free", [True, False], ids=["cpu", "as-on-a-gpu"])
+@pytest.mark.parametrize(
+    ("reads_free", "chunk"), [(True, 65_536), (True, 4), (False, 65_536)],
+    ids=["cpu", "cpu-in-chunks-of-4", "as-on-a-gpu"],
+)  # fmt: skip
 @settings(deadline=None)
 @given(
     pairs=st.lists(st.tuples(LABELS, LABELS), min_size=1, max_size=12),
     scores=st.booleans(),
 )
-def test_pair_counts_match_a_pixel_by_pixel_count_for_any_labels(reads_free, pairs, scores):
+def test_pair_counts_match_a_pixel_by_pixel_count_for_any_labels(reads_free, chunk, pairs, scores):
     """Every fast path (a label range read on a CPU, the count's own bounds) counts what a
     loop over the pixels counts, and puts each pixel with a label outside [0, 3) in the last
     bin, wherever the stray label sits (t or p, below 0, above C, in another row's bins, or
-    where t·C + p wraps around int64 into [0, C·C))."""
+    where t·C + p wraps around int64 into [0, C·C)), and in whichever chunk of the CPU's
+    count (a stray label in a later chunk leaves no count of the earlier ones behind)."""
     import labpkg.nn.confusion
 
     c = 3
@@ -389,5 +410,6 @@ def test_pair_counts_match_a_pixel_by_pixel_count_for_any_labels(reads_free, pai
     labels = torch.tensor([[pred for _, pred in pairs]])
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(labpkg.nn.confusion, "host_reads_are_free", lambda device: reads_free)
+        patch.setattr(labpkg.nn.confusion, "_CHUNK", chunk)
         counts = labpkg.nn.confusion.pair_counts(labels, target, c, None, labels_in_range=scores)
     assert counts.tolist() == expected

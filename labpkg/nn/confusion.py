@@ -14,11 +14,11 @@ from __future__ import annotations
 import torch
 
 from labpkg.core.checks import as_int, check_class_target, check_labels, check_mode
+from labpkg.nn.bins import add_counts, count_bins
 
 __all__ = [
     "confusion_matrix",
     "pair_counts",
-    "count_bins",
     "host_reads_are_free",
     "to_labels",
     "check_label_ranges",
@@ -149,21 +149,30 @@ def _count_if_in_range(
 
     A cheap check lets through labels in [0, C) and labels of 2³² or more (``_small_or_huge``;
     the predicted labels skip it when they come from scores); with such labels t·C + p lies
-    in [0, C·C) exactly when both t and p lie in [0, C), and ``count_bins`` refuses any other
+    in [0, C·C) exactly when both t and p lie in [0, C), and the count refuses any other
     index. So the usual case costs a fast pass over each label tensor beyond the bare count;
     any label outside [0, C) returns None, and the caller routes every pixel through the
-    exact range test.
+    exact range test. The pixels go ``_CHUNK`` at a time, so that the count reads labels the
+    check has just brought into the cache, rather than reading every label from memory twice.
     """
-    if c > _MAX_FAST_CLASSES or not _small_or_huge(target, c):
+    if c > _MAX_FAST_CLASSES:
         return None
-    if not labels_in_range and not _small_or_huge(labels, c):
-        return None
-    index = torch.add(labels, target, alpha=c)  # t·C + p in one pass, no temporary: (N, H, W)
-    try:
-        counts = count_bins(index.reshape(-1), c * c)  # (C·C,)
-    except IndexError:  # a label of 2³² or more: an index of 2³² or more
-        return None
-    return torch.cat([counts, counts.new_zeros(1)])  # and no pixel outside: (C·C + 1,)
+    labels, target = labels.reshape(-1), target.reshape(-1)  # views, for contiguous labels
+    counts = torch.zeros(c * c + 1, dtype=torch.long)  # the last bin: pixels outside, none
+    for start in range(0, target.numel(), _CHUNK):
+        t, p = target[start : start + _CHUNK], labels[start : start + _CHUNK]
+        if not _small_or_huge(t, c) or not (labels_in_range or _small_or_huge(p, c)):
+            return None
+        try:  # t·C + p in one pass, no temporary: (chunk,)
+            add_counts(counts[:-1], torch.add(p, t, alpha=c))
+        except IndexError:  # a label of 2³² or more: an index of 2³² or more
+            return None
+    return counts
+
+
+# pixels per step of the fast count: two chunks of int64 labels (2 × 512 KiB) and their
+# index stay in a core's L2 cache (2 MiB here) from the check to the count
+_CHUNK = 65_536
 
 
 def _small_or_huge(labels: torch.Tensor, c: int) -> bool:
@@ -185,34 +194,6 @@ def _small_or_huge(labels: torch.Tensor, c: int) -> bool:
 # labels that pass _small_or_huge are below C·2³², so t·C + p < (C² + C)·2³², below 2⁶³ (no
 # int64 wrap-around) while C² + C < 2³¹
 _MAX_FAST_CLASSES = 46_000
-
-
-def count_bins(index: torch.Tensor, bins: int) -> torch.Tensor:
-    """How many times each value in [0, ``bins``) occurs in the 1-D ``index``: (bins,) int64.
-
-    ``torch.bincount`` without its two extra reads (the min, to refuse a negative index, and
-    the max, read back to the host to size the output: a GPU sync each batch). On a CPU,
-    ``index_add_`` of a broadcast 1 (no (N,) tensor of ones), which raises ``IndexError`` for
-    an index outside [0, bins); elsewhere ``scatter_add_``, for indices known to lie inside
-    (a GPU checks them with a device-side assert, which ends the process).
-
-    Example:
-        >>> count_bins(torch.tensor([0, 0, 3]), 5).tolist()
-        [2, 0, 0, 1, 0]
-    """
-    counts = torch.zeros(bins, dtype=torch.long, device=index.device)
-    if index_errors_are_raised(index.device):
-        return counts.index_add_(0, index, _ONE.expand(index.numel()))
-    return counts.scatter_add_(0, index, torch.ones_like(index))
-
-
-def index_errors_are_raised(device: torch.device) -> bool:
-    """Does an index outside a tensor raise a Python error here (a CPU), rather than a
-    device-side assert that ends the process (a GPU)?"""
-    return device.type == "cpu"
-
-
-_ONE = torch.ones((), dtype=torch.long)  # what each index adds: one number, broadcast to (N,)
 
 
 def to_labels(preds, target, num_classes, mode="multiclass", threshold=0.5):
