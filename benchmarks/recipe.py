@@ -88,7 +88,9 @@ def main() -> None:
     parser.add_argument("--set", nargs="+", default=[], metavar="FIELD=VALUE")
     parser.add_argument("--limit", type=float, default=60.0, help="seconds before a miss")
     parser.add_argument("--record", metavar="CHANGE", help="append the result to the records")
-    parser.add_argument("--kind", choices=["record", "dropped", "laptop"], default="record")
+    parser.add_argument(
+        "--kind", choices=["record", "dropped", "laptop", "retimed"], default="record"
+    )
     parser.add_argument("--records", type=Path, default=RECORDS, help="the file --record extends")
     args = parser.parse_args()
     torch.set_num_threads(2)
