@@ -197,7 +197,7 @@ def speedrun_seeds(recipe: Recipe, seeds: list[int], limit: float) -> dict:
     print(f"changes to Recipe(): {changed}")
     warm_up(recipe)
     print(f"{'seed':>4} {'s to ' + str(TARGET):>9} {'epochs':>6} {'last mIoU':>9} {'others':>6}")
-    seconds, loads = [], []
+    seconds, epochs_run, loads = [], [], []
     for seed in seeds:
         for _ in range(RETRIES):  # a run another process slowed down is run again
             wait_for_quiet()
@@ -208,6 +208,7 @@ def speedrun_seeds(recipe: Recipe, seeds: list[int], limit: float) -> dict:
                 break
             print("     (the CPU was shared with another process: again)")
         seconds.append(None if hit is None else round(hit, 2))
+        epochs_run.append(epochs)  # a hit stops at the epoch whose validation reached the target
         loads.append(round(load, 2))
     median = median_seconds(seconds)
     reached = sum(s is not None for s in seconds)
@@ -218,6 +219,7 @@ def speedrun_seeds(recipe: Recipe, seeds: list[int], limit: float) -> dict:
         "seeds": seeds,
         "seconds": seconds,
         "median": median,
+        "epochs": epochs_run,
         "others_load": loads,
         "machine": machine(),
     }

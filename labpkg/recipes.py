@@ -315,7 +315,9 @@ def speedrun_records() -> dict:
         tried, its ``kind`` (``"record"``: kept; ``"dropped"``; ``"laptop"``: the record
         under the AVX2 limit; ``"retimed"``: the record before it, timed again on another
         day), the ``recipe`` fields, the ``seeds``, the ``seconds`` each took to reach the
-        target (None: not within the time limit), their ``median`` and the ``machine``.
+        target (None: not within the time limit), their ``median``, the ``machine`` and, in
+        rows recorded since it was added, the ``epochs`` each seed trained (a seed that reached
+        the target stopped at the epoch whose validation reached it).
         ``benchmarks/recipe.py --speedrun --record`` appends rows.
 
     Example:

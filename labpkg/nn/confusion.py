@@ -157,17 +157,24 @@ def _count_if_in_range(
     """
     if c > _MAX_FAST_CLASSES:
         return None
-    labels, target = labels.reshape(-1), target.reshape(-1)  # views, for contiguous labels
     counts = torch.zeros(c * c + 1, dtype=torch.long)  # the last bin: pixels outside, none
-    for start in range(0, target.numel(), _CHUNK):
-        t, p = target[start : start + _CHUNK], labels[start : start + _CHUNK]
+    bins = counts[:-1]
+    for t, p in _chunks(target, labels):
         if not _small_or_huge(t, c) or not (labels_in_range or _small_or_huge(p, c)):
             return None
-        try:  # t·C + p in one pass, no temporary: (chunk,)
-            add_counts(counts[:-1], torch.add(p, t, alpha=c))
+        try:  # t·C + p in one pass, with no t·C in between
+            add_counts(bins, torch.add(p, t, alpha=c).reshape(-1))
         except IndexError:  # a label of 2³² or more: an index of 2³² or more
             return None
     return counts
+
+
+def _chunks(target: torch.Tensor, labels: torch.Tensor):
+    """``(target, labels)`` in pieces of at most ``_CHUNK`` pixels: the tensors themselves when
+    they are that small (a mini-batch, most often), else flat views (copies if not contiguous)."""
+    if target.numel() <= _CHUNK:
+        return ((target, labels),)
+    return zip(target.reshape(-1).split(_CHUNK), labels.reshape(-1).split(_CHUNK), strict=True)
 
 
 # pixels per step of the fast count: two chunks of int64 labels (2 × 512 KiB) and their
