@@ -17,9 +17,9 @@ then, as every later epoch's are drawn inside ``fit``) and stops at the end of t
 validation that reaches the target: training, data generation and validation passes all
 count. One untimed warm-up run of the same recipe, a few mini-batches per epoch, comes first,
 so that no seed pays the process's one-off start-up costs. Training stops at the target (what
-follows cannot change the time to it); a seed that has not reached it after ``--limit``
-seconds counts as a miss. ``--record`` appends the result to ``labpkg/records/speedrun.json``,
-the file the capstone chapter reads.
+follows cannot change the time to it); a seed that has not reached it by the recipe's last
+epoch, or after ``--limit`` seconds, counts as a miss. ``--record`` appends the result to
+``labpkg/records/speedrun.json``, the file the capstone chapter reads.
 """
 
 from __future__ import annotations

@@ -13,8 +13,9 @@ synthetic shapes within 60 s of training for each of 5 seeds. The ingredients, a
 ``Recipe.speedrun()`` is the fastest recipe measured to the same target (validation mean IoU
 >= 0.90, the same validation images at 64 px) on every seed: each of its changes to
 ``Recipe()`` was tried alone and kept only if every seed still reached the target and the
-slowest seed reached it sooner. ``speedrun_records()`` reads the
-measurements (``benchmarks/recipe.py --speedrun`` writes them).
+slowest seed reached it sooner (until test-time flips, that the median fell).
+``speedrun_records()`` reads the measurements (``benchmarks/recipe.py --speedrun`` writes
+them).
 """
 
 from __future__ import annotations
@@ -129,8 +130,8 @@ class Recipe:
         on 2 CPU cores.
 
         Each change to ``Recipe()`` was tried alone and kept only where every seed reached
-        the target and the slowest seed reached it sooner; ``speedrun_records()`` holds
-        every try.
+        the target and the slowest seed reached it sooner (until test-time flips, where the
+        median fell); ``speedrun_records()`` holds every try.
 
         Example:
             >>> records = [row for row in speedrun_records()["rows"] if row["kind"] == "record"]
@@ -315,9 +316,10 @@ def speedrun_records() -> dict:
         tried, its ``kind`` (``"record"``: kept; ``"dropped"``; ``"laptop"``: the record
         under the AVX2 limit; ``"retimed"``: the record before it, timed again on another
         day), the ``recipe`` fields, the ``seeds``, the ``seconds`` each took to reach the
-        target (None: not within the time limit), their ``median``, the ``machine`` and, in
-        rows recorded since it was added, the ``epochs`` each seed trained (a seed that reached
-        the target stopped at the epoch whose validation reached it).
+        target (None: not by the last epoch or within the time limit), their ``median``,
+        the ``machine`` and, in rows recorded since it was added, the ``epochs`` each seed
+        trained (a seed that reached the target stopped at the epoch whose validation
+        reached it).
         ``benchmarks/recipe.py --speedrun --record`` appends rows.
 
     Example:

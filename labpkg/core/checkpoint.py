@@ -69,8 +69,7 @@ def save_checkpoint(obj: dict[str, Any], path: str | os.PathLike, background: bo
     path = Path(path)
     obj = plain(obj)
     path.parent.mkdir(parents=True, exist_ok=True)
-    prefix = f".{path.name}."
-    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_temporary_prefix(path), suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)  # the bytes go to the page cache: the disk is not waited for
@@ -123,8 +122,13 @@ def _finish(tmp: Path, path: Path) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    for stale in path.parent.glob(f"{glob.escape(f'.{path.name}.')}*.tmp"):  # killed writes
-        stale.unlink(missing_ok=True)
+    for stale in path.parent.glob(f"{glob.escape(_temporary_prefix(path))}*.tmp"):  # killed
+        stale.unlink(missing_ok=True)  # writes left them
+
+
+def _temporary_prefix(path: Path) -> str:
+    """How the temporary files of ``path`` begin: hidden, and named for the checkpoint."""
+    return f".{path.name}."
 
 
 def plain(value: Any, where: str = "checkpoint") -> Any:
