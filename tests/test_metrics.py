@@ -358,12 +358,17 @@ def test_count_bins_refuses_an_index_outside_its_bins_on_a_cpu():
             count_bins(torch.tensor(index), 5)
 
 
-@pytest.mark.parametrize("stray", [(1, -1), (-1, 4), ((2**64 + 2) // 3, 0)])
+# (t, p) pairs outside [0, 3) whose index lands in a bin: 1·3 − 1 = 2 and −3 + 4 = 1; a t·C
+# that wraps around int64 to 2; and two whose int32 halves add up to a bin (2³² − 3 is
+# (−3, 0) as halves: −3 + 3·1 = 0; 3·2,863,311,531 = 2·2³² + 1 wraps around int32 to 1)
+STRAYS = [(1, -1), (-1, 4), ((2**64 + 2) // 3, 0), (1, 2**32 - 3), (2_863_311_531, 0)]
+
+
+@pytest.mark.parametrize("stray", STRAYS)
 def test_a_stray_label_after_the_first_chunk_goes_to_the_outside_bin(monkeypatch, stray):
     """The CPU counts ``_CHUNK`` pixels at a time: a label outside [0, C) in a later chunk,
-    even one whose t·C + p lands in a bin of the matrix (1·3 − 1 = 2, −3 + 4 = 1, or a t·C
-    that wraps around int64 to 2), is still found, and the chunks before it are not counted
-    twice."""
+    even one whose t·C + p lands in a bin of the matrix (``STRAYS``), is still found, and the
+    chunks before it are not counted twice."""
     import labpkg.nn.confusion
 
     monkeypatch.setattr(labpkg.nn.confusion, "_CHUNK", 4)
@@ -375,16 +380,30 @@ def test_a_stray_label_after_the_first_chunk_goes_to_the_outside_bin(monkeypatch
         MeanIoU(3).update(labels, target)
 
 
-# small labels, and int64 labels whose 32-bit halves are small, or whose t·C wraps around
+def test_strided_labels_are_counted_as_their_contiguous_copies():
+    """Labels read as 32-bit halves need contiguous memory: a transposed (strided) view is
+    copied first, and counted pixel for pixel as ``bincount`` counts it."""
+    gen = torch.Generator().manual_seed(0)
+    target = torch.randint(0, 3, (2, 5, 7), generator=gen).transpose(1, 2)  # (2, 7, 5)
+    labels = torch.randint(0, 3, (2, 5, 7), generator=gen).transpose(1, 2)
+    assert not target.is_contiguous() and not labels.is_contiguous()
+    expected = torch.bincount((target * 3 + labels).reshape(-1), minlength=9).reshape(3, 3)
+    assert torch.equal(confusion_matrix(labels, target, 3), expected)
+
+
+# small labels, and int64 labels whose 32-bit halves are small, whose low half is negative
+# (2³² − 3 is (−3, 0) as halves: −3 + 3·1 = 0, a bin, if only the int32 add saw it), or whose
+# t·C wraps around int64
 LABELS = st.one_of(
     st.integers(-3, 7),
-    st.sampled_from([2**32, 2**32 + 2, 2 * 2**32 + 1, -(2**32), (2**64 + 2) // 3, 2**63 - 1]),
+    st.sampled_from([2**32, 2**32 + 2, 2 * 2**32 + 1, -(2**32), 2**32 - 3, 2**32 - 1]),
+    st.sampled_from([(2**64 + 2) // 3, 2**63 - 1, 2_863_311_531]),
 )
 IN_RANGE = st.tuples(st.integers(0, 2), st.integers(0, 2))
 
 
 @pytest.mark.parametrize(
-    ("reads_free", "chunk"), [(True, 65_536), (True, 1), (False, 65_536)],
+    ("reads_free", "chunk"), [(True, 32_768), (True, 1), (False, 32_768)],
     ids=["cpu", "cpu-a-pixel-a-chunk", "as-on-a-gpu"],
 )  # fmt: skip
 @settings(deadline=None)
