@@ -434,3 +434,21 @@ def test_pair_counts_match_a_pixel_by_pixel_count_for_any_labels(reads_free, chu
         patch.setattr(labpkg.nn.confusion, "_CHUNK", chunk)
         counts = labpkg.nn.confusion.pair_counts(labels, target, c, None, labels_in_range=scores)
     assert counts.tolist() == expected
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_class_ids_are_argmax_with_ties_nans_and_infinities(dtype, channels_last):
+    """``class_ids`` (through ``max``, faster on a CPU) gives ``argmax``'s classes exactly: the
+    first class on a tie, a NaN taken as the highest, ±inf, in any memory layout."""
+    from labpkg.nn.confusion import class_ids
+
+    gen = torch.Generator().manual_seed(0)
+    scores = torch.randint(-2, 3, (4, 5, 6, 7), generator=gen).to(dtype)  # many ties
+    draw = torch.rand(scores.shape, generator=gen)
+    scores[draw < 0.05] = float("nan")
+    scores[(draw > 0.05) & (draw < 0.1)] = float("inf")
+    scores[(draw > 0.1) & (draw < 0.15)] = -float("inf")
+    if channels_last:
+        scores = scores.contiguous(memory_format=torch.channels_last)
+    assert torch.equal(class_ids(scores), torch.argmax(scores, dim=1))

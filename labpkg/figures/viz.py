@@ -31,6 +31,7 @@ from labpkg.figures.style import (
     line_colour,
     themed,
 )
+from labpkg.nn.confusion import class_ids
 
 __all__ = [
     "CLASS_COLOURS",
@@ -138,7 +139,7 @@ def show_batch(
         rows += list(preds.items())
     elif preds is not None:
         rows.append(("prediction", preds))
-    rows = [(k, v.argmax(dim=1) if k != "image" and v.ndim == 4 else v) for k, v in rows]
+    rows = [(k, class_ids(v) if k != "image" and v.ndim == 4 else v) for k, v in rows]
     wide = min(n, columns)
     bands = -(-n // wide)  # ceil: image k sits in band k // wide, column k % wide
     # inches per image: 1.4 in of the width for the labels, and the whole grid at most
