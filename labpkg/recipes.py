@@ -10,12 +10,12 @@ synthetic shapes within 60 s of training for each of 5 seeds. The ingredients, a
 - **no weight decay on biases and norm layers** (``weight_decay_groups``, fastai's default);
 - **bf16 autocast + channels_last**: about twice as fast per step on a recent CPU.
 
-``Recipe.speedrun()`` is the fastest recipe measured to the same target (validation mean IoU
->= 0.90, the same validation images at 64 px) on every seed: each of its changes to
-``Recipe()`` was tried alone and kept only if every seed still reached the target and the
-slowest seed reached it sooner (until test-time flips, that the median fell).
-``speedrun_records()`` reads the measurements (``benchmarks/recipe.py --speedrun`` writes
-them).
+``Recipe.speedrun()`` is the recipe measured to reach the same target (validation mean IoU
+>= 0.90, the same validation images at 64 px) soonest on its slowest seed: each of its
+changes to ``Recipe()`` was tried alone and kept only if every seed still reached the target
+and the slowest seed reached it sooner (for the changes before test-time flips, the rule
+was that the median fell). ``speedrun_records()`` reads the measurements
+(``benchmarks/recipe.py --speedrun`` writes them).
 """
 
 from __future__ import annotations
@@ -130,8 +130,8 @@ class Recipe:
         on 2 CPU cores.
 
         Each change to ``Recipe()`` was tried alone and kept only where every seed reached
-        the target and the slowest seed reached it sooner (until test-time flips, where the
-        median fell); ``speedrun_records()`` holds every try.
+        the target and the slowest seed reached it sooner (for the changes before test-time
+        flips, the rule was that the median fell); ``speedrun_records()`` holds every try.
 
         Example:
             >>> records = [row for row in speedrun_records()["rows"] if row["kind"] == "record"]

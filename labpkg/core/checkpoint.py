@@ -122,8 +122,9 @@ def _finish(tmp: Path, path: Path) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    for stale in path.parent.glob(f"{glob.escape(_temporary_prefix(path))}*.tmp"):  # killed
-        stale.unlink(missing_ok=True)  # writes left them
+    # temporary files that writes killed before their rename left behind
+    for stale in path.parent.glob(f"{glob.escape(_temporary_prefix(path))}*.tmp"):
+        stale.unlink(missing_ok=True)
 
 
 def _temporary_prefix(path: Path) -> str:

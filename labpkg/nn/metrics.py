@@ -314,6 +314,7 @@ class SegmentationMetrics(ConfusionMetric):
 
 
 def _nonfinite(preds: torch.Tensor) -> torch.Tensor:
-    """(1,) int64: 1 if any score is NaN/inf. A sum is non-finite exactly then, and costs one
-    reduction with no host read (float32 accumulation: float16 scores cannot overflow it)."""
+    """(1,) int64: 1 if the scores' float32 sum is NaN/inf: whenever a score is NaN/inf, and
+    also if finite scores add up past float32's range (about 3.4·10³⁸), which only a
+    diverged model's scores reach. One reduction, with no host read."""
     return (~torch.isfinite(torch.sum(preds, dtype=torch.float32))).long().reshape(1)
