@@ -13,8 +13,8 @@ synthetic shapes within 60 s of training for each of 5 seeds. The ingredients, a
 ``Recipe.speedrun()`` is the recipe measured to reach the same target (validation mean IoU
 >= 0.90, the same validation images at 64 px) soonest on its slowest seed: each of its
 changes to ``Recipe()`` was tried alone and kept only if every seed still reached the target
-and the slowest seed reached it sooner (for the changes before test-time flips, the rule
-was that the median fell). ``speedrun_records()`` reads the measurements
+and the slowest seed reached it sooner (before test-time flips, a change was kept when
+every seed reached the target and the median fell). ``speedrun_records()`` reads the measurements
 (``benchmarks/recipe.py --speedrun`` writes them).
 """
 
@@ -130,8 +130,8 @@ class Recipe:
         on 2 CPU cores.
 
         Each change to ``Recipe()`` was tried alone and kept only where every seed reached
-        the target and the slowest seed reached it sooner (for the changes before test-time
-        flips, the rule was that the median fell); ``speedrun_records()`` holds every try.
+        the target and the slowest seed reached it sooner (before test-time flips, when every
+        seed reached it and the median fell); ``speedrun_records()`` holds every try.
 
         Example:
             >>> records = [row for row in speedrun_records()["rows"] if row["kind"] == "record"]

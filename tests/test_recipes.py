@@ -168,7 +168,7 @@ def test_validation_freq_validates_only_every_kth_epoch():
     _, history, _ = train_recipe(recipe, device="cpu")
     validated = [not math.isnan(v) for v in history.history["val_mean_iou"]]
     assert validated == [False, True, False, True]
-    listed = dataclasses.replace(recipe, validation_freq=(3, 4))  # 1-based epochs, as Keras
+    listed = dataclasses.replace(recipe, validation_freq=(3, 4))  # 1-based epochs, as Keras 2
     _, history, _ = train_recipe(listed, device="cpu")
     assert [not math.isnan(v) for v in history.history["val_mean_iou"]] == [
         False, False, True, True
@@ -221,3 +221,23 @@ def test_a_retimed_row_times_the_record_before_it_again():
         if row["kind"] == "retimed":
             before = [r for r in ROWS[:i] if r["kind"] == "record"][-1]
             assert row["recipe"] == before["recipe"], row["change"]
+
+
+@pytest.mark.parametrize(("seconds", "counted"), [(59.0, 59.0), (61.0, None)])
+def test_the_speedrun_benchmark_counts_a_target_reached_after_its_limit_as_a_miss(
+    monkeypatch, seconds, counted
+):
+    """``benchmarks/recipe.py``'s time to the target: a validation that reaches it after the
+    limit (60 s) is a miss, not a time; either way training stops there."""
+    import importlib.util
+    import types
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "benchmarks" / "recipe.py"
+    spec = importlib.util.spec_from_file_location("speedrun_benchmark", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    stop = bench.StopAtTarget(types.SimpleNamespace(times=[seconds]), target=0.9, limit=60.0)
+    stop.set_trainer(types.SimpleNamespace(state=types.SimpleNamespace(stop_training=False)))
+    stop.on_epoch_end(3, {"val_mean_iou": 0.95})
+    assert stop.seconds == counted and stop.trainer.state.stop_training
