@@ -28,7 +28,7 @@ class Run:
     epochs: int = 2
     accumulate: int = 1
     val_n: int = 4  # 0: no validation
-    validation_freq: int | tuple[int, ...] = 1  # a tuple: the 1-based epochs, as Keras 2
+    validation_freq: int | tuple[int, ...] = 1  # a tuple: the 1-based epochs, as Keras
     initial_epoch: int = 0
     batches_per_epoch: int | None = None
     stop: tuple[str, int | None, int | None] | None = None  # (hook, epoch, batch)

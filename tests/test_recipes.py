@@ -168,7 +168,7 @@ def test_validation_freq_validates_only_every_kth_epoch():
     _, history, _ = train_recipe(recipe, device="cpu")
     validated = [not math.isnan(v) for v in history.history["val_mean_iou"]]
     assert validated == [False, True, False, True]
-    listed = dataclasses.replace(recipe, validation_freq=(3, 4))  # 1-based epochs, as Keras 2
+    listed = dataclasses.replace(recipe, validation_freq=(3, 4))  # 1-based epochs, as Keras
     _, history, _ = train_recipe(listed, device="cpu")
     assert [not math.isnan(v) for v in history.history["val_mean_iou"]] == [
         False, False, True, True

@@ -264,7 +264,7 @@ def check_fit_args(train, epochs, initial_epoch, batches_per_epoch, validation_f
 
 
 def check_validation_freq(value: Any) -> int | frozenset[int]:
-    """``validation_freq`` as Keras 2 took it: every k-th epoch (an int >= 1), or the 1-based
+    """``validation_freq`` as Keras takes it: every k-th epoch (an int >= 1), or the 1-based
     epochs after which to validate (a collection, e.g. ``[4, 5, 6]``).
 
     Example:

@@ -129,8 +129,8 @@ class Trainer(Evaluator):
             initial_epoch: epoch to start at (0-based).
             batches_per_epoch: mini-batches per epoch, at most ``len(train)`` (quick runs;
                 required for a loader without a length).
-            validation_freq: validate after every this many epochs (default 1), or, as
-                Keras 2 did, after each 1-based epoch of a list (``[4, 5, 6]``).
+            validation_freq: validate after every this many epochs (default 1), or, as in
+                Keras, after each 1-based epoch of a list (``[4, 5, 6]``).
             verbose: 0 silent, 1 a progress bar, 2 one line per epoch.
             resume_from: a checkpoint written by ``ModelCheckpoint`` or
                 ``save_training_state`` to continue from, exactly where it stands. Without
