@@ -104,23 +104,31 @@ def test_a_diverged_epoch_does_not_overwrite_the_last_good_checkpoint(tmp_path):
     assert all(torch.isfinite(w).all() for w in saved["model"].values())
 
 
-@pytest.mark.parametrize(
-    "metric", [labpkg.PixelAccuracy(3), labpkg.MeanIoU(3), labpkg.SegmentationMetrics(3)]
-)
-def test_metrics_fed_nan_or_inf_scores_report_nan_not_a_plausible_number(metric):
+@pytest.mark.parametrize("reads_free", [True, False], ids=["cpu", "as-on-a-gpu"])
+@pytest.mark.parametrize("metric_class", [labpkg.PixelAccuracy, labpkg.MeanIoU,
+                                          labpkg.SegmentationMetrics])  # fmt: skip
+def test_metrics_fed_nan_or_inf_scores_report_nan_not_a_plausible_number(
+    metric_class, reads_free, monkeypatch
+):
+    # a CPU tests the scores' sum in Python, a GPU on the device: both must count the batch
+    monkeypatch.setattr(labpkg.nn.confusion, "host_reads_are_free", lambda device: reads_free)
     target = torch.zeros(2, 4, 4, dtype=torch.long)
     healthy = torch.randn(2, 3, 4, 4)
-    metric.update(healthy, target)
-    assert all(math.isfinite(v) for v in metric.results().values())
+    one_inf = healthy.clone()
+    one_inf[1, 2, 3, 0] = math.inf  # one score of one pixel
     broken = torch.full((2, 3, 4, 4), math.nan)  # argmax: class 0 everywhere, all "correct"
     broken[1] = math.inf
-    metric.update(broken, target)
-    with pytest.warns(UserWarning, match="NaN/inf scores"):
-        values = metric.results()
-    assert all(math.isnan(v) for v in values.values())
-    metric.reset()  # the next epoch starts clean
-    metric.update(healthy, target)
-    assert all(math.isfinite(v) for v in metric.results().values())
+    for bad in (broken, one_inf):
+        metric = metric_class(3)
+        metric.update(healthy, target)
+        assert all(math.isfinite(v) for v in metric.results().values())
+        metric.update(bad, target)
+        with pytest.warns(UserWarning, match="1 mini-batch"):
+            values = metric.results()
+        assert all(math.isnan(v) for v in values.values())
+        metric.reset()  # the next epoch starts clean
+        metric.update(healthy, target)
+        assert all(math.isfinite(v) for v in metric.results().values())
 
 
 def test_float16_scores_of_a_healthy_model_are_not_taken_for_overflow():
