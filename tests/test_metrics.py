@@ -440,8 +440,9 @@ def test_pair_counts_match_a_pixel_by_pixel_count_for_any_labels(reads_free, chu
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_class_ids_are_argmax_with_ties_nans_and_infinities(dtype, channels_last):
     """``class_ids`` (through ``max``, faster on a CPU) gives ``argmax``'s classes exactly: the
-    first class on a tie, a NaN taken as the highest, ±inf, in any memory layout."""
-    from labpkg.nn.confusion import class_ids
+    first class on a tie, a NaN taken as the highest, ±inf, in any memory layout; and
+    ``top_classes`` gives each pixel's score of that class."""
+    from labpkg.nn.labels import class_ids, top_classes
 
     gen = torch.Generator().manual_seed(0)
     scores = torch.randint(-2, 3, (4, 5, 6, 7), generator=gen).to(dtype)  # many ties
@@ -452,3 +453,7 @@ def test_class_ids_are_argmax_with_ties_nans_and_infinities(dtype, channels_last
     if channels_last:
         scores = scores.contiguous(memory_format=torch.channels_last)
     assert torch.equal(class_ids(scores), torch.argmax(scores, dim=1))
+    top, ids = top_classes(scores)
+    chosen = scores.gather(1, torch.argmax(scores, dim=1, keepdim=True))[:, 0]
+    assert torch.equal(ids, torch.argmax(scores, dim=1))
+    assert torch.equal(top.nan_to_num(7.0), chosen.nan_to_num(7.0))

@@ -131,6 +131,19 @@ def test_metrics_fed_nan_or_inf_scores_report_nan_not_a_plausible_number(
         assert all(math.isfinite(v) for v in metric.results().values())
 
 
+def test_a_minus_inf_beside_finite_scores_decides_nothing_but_all_minus_inf_is_caught():
+    target = torch.zeros(2, 4, 4, dtype=torch.long)
+    scores = torch.randn(2, 3, 4, 4)
+    scores[0, 2, 1, 1] = -math.inf  # class 2 of one pixel: never its argmax
+    metric = labpkg.MeanIoU(3)
+    metric.update(scores, target)
+    assert math.isfinite(metric.results()["mean_iou"])
+    scores[1, :, 2, 2] = -math.inf  # every class of one pixel: argmax undecided (class 0)
+    metric.update(scores, target)
+    with pytest.warns(UserWarning, match="1 mini-batch"):
+        assert math.isnan(metric.results()["mean_iou"])
+
+
 def test_float16_scores_of_a_healthy_model_are_not_taken_for_overflow():
     metric = labpkg.PixelAccuracy(3)
     scores = torch.full((4, 3, 64, 64), 60000.0, dtype=torch.float16)  # near float16's max

@@ -31,7 +31,7 @@ from labpkg.figures.style import (
     line_colour,
     themed,
 )
-from labpkg.nn.confusion import class_ids
+from labpkg.nn.labels import class_ids
 
 __all__ = [
     "CLASS_COLOURS",

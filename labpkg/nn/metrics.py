@@ -20,14 +20,13 @@ import torch
 from labpkg.core.checks import labels_outside_message
 from labpkg.nn import confusion
 from labpkg.nn.confusion import (
-    check_metric_setup,
     confusion_matrix,
     count_pairs,
     dice_from_confusion,
     iou_from_confusion,
     pixel_accuracy_from_confusion,
-    to_labels,
 )
+from labpkg.nn.labels import check_metric_setup, to_labels
 
 __all__ = [
     "Metric",
@@ -94,8 +93,10 @@ class ConfusionMetric:
         validate_args: check every ``update``'s labels at once (a host read). With False the
             labels are still counted, and reading the scores raises if any was outside [0, C).
 
-    Scores with a NaN or inf (a diverged model) make every value NaN, with a warning: their
-    argmax is class 0 everywhere, an all-background guess that could outscore a healthy model.
+    Scores with a NaN or +inf (a diverged model) make every value NaN, with a warning: the
+    argmax of all-NaN scores is class 0 everywhere, an all-background guess that could
+    outscore a healthy model. (A -inf beside finite scores decides no pixel and is let
+    through; all of a pixel's scores -inf are caught.)
     """
 
     name = "metric"
@@ -130,15 +131,16 @@ class ConfusionMetric:
 
     def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
         """Add one batch to the matrix (kept on the input's device; no host sync)."""
-        labels, target = to_labels(preds, target, self.num_classes, self.mode, self.threshold)
+        labels, target, deciding = to_labels(
+            preds, target, self.num_classes, self.mode, self.threshold
+        )
         c, ignore_index = self.num_classes, self.ignore_index
         counts = count_pairs(preds, labels, target, c, ignore_index, self.validate_args)
-        scores = preds.is_floating_point()
         if self.counts is None:
             self.counts = counts.new_zeros(counts.numel() + 1)
         self.counts[:-1].add_(counts)  # in place: no new tensor per batch
-        if scores:  # labels cannot be NaN; scores can
-            _count_nonfinite(self.counts[-1:], preds)
+        if deciding is not None:  # labels cannot be NaN; scores can
+            _count_nonfinite(self.counts[-1:], deciding)
 
     def reset(self) -> None:
         """Forget every batch seen (the Trainer calls it at the start of each epoch)."""
@@ -314,14 +316,17 @@ class SegmentationMetrics(ConfusionMetric):
         )
 
 
-def _count_nonfinite(count: torch.Tensor, preds: torch.Tensor) -> None:
-    """Add 1 to ``count`` (1,) int64 if the scores' float32 sum is NaN/inf: whenever a score is
-    NaN/inf, and also if finite scores add up past float32's range (about 3.4·10³⁸), which
-    only a diverged model's scores reach. One reduction; the test of its result stays on a
-    GPU (no host read there), and on a CPU, where reading it back is free, is a Python test,
+def _count_nonfinite(count: torch.Tensor, deciding: torch.Tensor) -> None:
+    """Add 1 to ``count`` (1,) int64 if the float32 sum of the scores that decided the labels
+    (each pixel's top score; binary: the logits) is NaN/inf: whenever one of them is NaN/inf,
+    and also if finite ones add up past float32's range (about 3.4·10³⁸), which only a
+    diverged model's scores reach. A pixel's top score is NaN/inf when any of its scores is
+    NaN or +inf, or all are -inf; a -inf beside finite scores decides nothing and is let
+    through. One reduction over a C-th of the scores; the test of its result stays on a GPU
+    (no host read there), and on a CPU, where reading it back is free, is a Python test,
     which costs less than the three small tensor operations it replaces."""
-    total = torch.sum(preds, dtype=torch.float32)  # (N, C, H, W) -> 0-d
-    if not confusion.host_reads_are_free(preds.device):
+    total = torch.sum(deciding, dtype=torch.float32)  # (N, H, W) -> 0-d
+    if not confusion.host_reads_are_free(deciding.device):
         count.add_(~total.isfinite())  # a bool added as 0 or 1
     elif not math.isfinite(total.item()):
         count.add_(1)
