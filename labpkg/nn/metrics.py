@@ -322,7 +322,7 @@ def _count_nonfinite(count: torch.Tensor, deciding: torch.Tensor) -> None:
     and also if finite ones add up past float32's range (about 3.4·10³⁸), which only a
     diverged model's scores reach. A pixel's top score is NaN/inf when any of its scores is
     NaN or +inf, or all are -inf; a -inf beside finite scores decides nothing and is let
-    through. One reduction over a C-th of the scores; the test of its result stays on a GPU
+    through. One reduction over one value per pixel; the test of its result stays on a GPU
     (no host read there), and on a CPU, where reading it back is free, is a Python test,
     which costs less than the three small tensor operations it replaces."""
     total = torch.sum(deciding, dtype=torch.float32)  # (N, H, W) -> 0-d
