@@ -287,6 +287,31 @@ def test_callback_order_user_callbacks_first_then_history_and_progress():
     assert seen == ["ProgbarLogger"]
 
 
+def test_mini_batch_logs_are_built_only_for_a_callback_that_reads_them(monkeypatch):
+    means = []
+    mean = labpkg.loop.evaluation.RunningLoss.mean
+
+    def counted(self):
+        means.append(1)
+        return mean(self)
+
+    monkeypatch.setattr(labpkg.loop.evaluation.RunningLoss, "mean", counted)
+    data, val = loader(tiny_data(8)), loader(tiny_data(4, seed=1))  # 2 + 1 mini-batches
+    tiny_trainer().fit(data, validation_data=val, verbose=0)  # History reads epoch logs only
+    assert means == []
+    batch_losses = []
+
+    class Reader(labpkg.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            batch_losses.append(float(logs["loss"]))
+
+        def on_test_batch_end(self, batch, logs=None):
+            batch_losses.append(float(logs["loss"]))
+
+    tiny_trainer().fit(data, validation_data=val, callbacks=[Reader()], verbose=0)
+    assert len(means) == len(batch_losses) == 3
+
+
 def test_resume_mid_patience_stops_at_the_same_epoch_as_a_straight_run(tmp_path):
     def run(epochs, resume=None, interrupt_at=None):
         class Scripted(labpkg.Callback):

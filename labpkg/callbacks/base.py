@@ -166,6 +166,11 @@ class CallbackList:
     def __iter__(self):
         return iter(self.callbacks)
 
+    def listens(self, hook: str) -> bool:
+        """Does any callback here override ``hook``? The loop builds the logs of a mini-batch
+        hook only for a listener (the running mean is a tensor operation per mini-batch)."""
+        return bool(self._hooks[hook])
+
     def _call(self, hook: str, *args: Any) -> None:
         for method in self._hooks[hook]:
             method(*args)

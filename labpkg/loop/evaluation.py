@@ -156,7 +156,7 @@ class Evaluator:
             running.add(loss, len(target))
             for metric in self.val_metrics:
                 metric.update(logits, target)
-            if callbacks is not None:
+            if callbacks is not None and callbacks.listens("on_test_batch_end"):
                 callbacks.on_test_batch_end(batch, {"loss": running.mean()})
         logs = self._epoch_logs(running, self.val_metrics)
         if callbacks is None:

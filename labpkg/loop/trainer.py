@@ -186,7 +186,8 @@ class Trainer(Evaluator):
             self.running_loss.add(loss, len(target))  # 5. metrics and callbacks
             for metric in self.metrics:
                 metric.update(logits.detach(), target)
-            self.callbacks.on_train_batch_end(batch, {"loss": self.running_loss.mean()})
+            if self.callbacks.listens("on_train_batch_end"):  # logs only for a reader
+                self.callbacks.on_train_batch_end(batch, {"loss": self.running_loss.mean()})
             self.checkpoint_queue.write(complete=False)  # the files callbacks asked for
             if self._interrupt.requested:  # a Ctrl-C during this mini-batch lands here
                 self._stop_at(Position(epoch, batch, complete=False))
