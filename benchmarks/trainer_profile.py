@@ -105,8 +105,9 @@ def batch_rows(trainer, loader, classes) -> list[tuple[str, float]]:
         ("metric update (non-finite count) beyond the hand loop's matrix", per_call(
             lambda: metric.update(logits.detach(), y)) - per_call(
             lambda: cm.add_(confusion_matrix(logits.detach(), y, classes)))),
-        ("batch logs: running mean in a dict", per_call(
-            lambda: {"loss": trainer.running_loss.mean()})),
+        ("batch logs: running mean in a dict, if a callback reads them", per_call(
+            lambda: callbacks.listens("on_train_batch_end")
+            and {"loss": trainer.running_loss.mean()})),
         ("callbacks.on_train_batch_end, checkpoint queue", per_call(lambda: (
             callbacks.on_train_batch_end(1, {"loss": loss}),
             trainer.checkpoint_queue.write(complete=False)))),
