@@ -76,8 +76,7 @@ def top_classes(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         >>> top.tolist(), ids.tolist()
         ([[[0.75]]], [[[1]]])
     """
-    values, indices = scores.max(dim=1)
-    return values, indices
+    return scores.max(dim=1)  # a (values, indices) pair
 
 
 def class_ids(scores: torch.Tensor) -> torch.Tensor:
