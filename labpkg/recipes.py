@@ -291,7 +291,9 @@ def train_recipe(
 ):
     """Train a U-Net with ``recipe`` and return ``(trainer, history, seconds)``.
 
-    ``seconds`` is the wall time of ``fit`` (data generation and model building excluded).
+    ``seconds`` is the wall time of ``fit``: building the model and drawing the first
+    epoch's images come before it; with ``fresh_data`` the later epochs' images are drawn
+    inside it.
     """
     r = recipe or Recipe()
     run = build_recipe(r, seed, device)
