@@ -147,6 +147,31 @@ def test_amp_on_cpu_runs_the_forward_pass_in_bfloat16_and_trains():
     assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
 
 
+def test_channels_last_reaches_the_model_in_training_evaluation_and_prediction():
+    # inputs already on the device still change layout: the model gets NHWC, not a copy of
+    # the loader's NCHW (which would convert at every convolution)
+    layouts = []
+    trainer = tiny_trainer(channels_last=True)
+    trainer.model.register_forward_pre_hook(
+        lambda m, args: layouts.append(args[0].is_contiguous(memory_format=torch.channels_last))
+    )
+    data = loader(tiny_data(8), batch_size=4)
+    trainer.fit(data, epochs=1, verbose=0)
+    trainer.evaluate(data)
+    trainer.predict(data)
+    assert len(layouts) == 6 and all(layouts)
+
+
+def test_the_running_loss_of_a_float16_loss_is_summed_in_float32():
+    # 4000 × 32 = 128,000 is past float16's largest value (65,504): summed in float16, inf
+    running = labpkg.loop.evaluation.RunningLoss.zero(torch.device("cpu"))
+    loss = torch.tensor(4000.0, dtype=torch.float16, requires_grad=True)
+    running.add(loss * 1, batch_size=32)
+    running.add(loss * 1, batch_size=32)
+    assert running.sum.dtype == torch.float32 and not running.sum.requires_grad
+    assert running.sum.item() == 256_000.0 and running.mean().item() == 4000.0
+
+
 def test_float16_with_a_grad_scaler_trains_like_float32():
     # chapter 15's AMP run is float16 + GradScaler on a T4; on the CPU, float16 autocast stands
     # in for that path (too slow for the chapter at its size). The final losses differed by
