@@ -350,6 +350,17 @@ def test_count_bins_counts_as_bincount_on_the_cpu_and_the_gpu_path(device_type):
     assert torch.equal(counts, torch.bincount(index, minlength=11))
 
 
+def test_add_counts_counts_indices_of_every_length_in_turn():
+    # the ones added are cached by length: each call must get ones of its own length
+    from labpkg.nn.bins import add_counts
+
+    counts, gen = torch.zeros(7, dtype=torch.long), torch.Generator().manual_seed(1)
+    indices = [torch.randint(0, 7, (n,), generator=gen) for n in (5, 3, 5, 1, 8, 3)]
+    for index in indices:
+        add_counts(counts, index)
+    assert torch.equal(counts, torch.bincount(torch.cat(indices), minlength=7))
+
+
 def test_count_bins_refuses_an_index_outside_its_bins_on_a_cpu():
     from labpkg.nn.bins import count_bins
 
