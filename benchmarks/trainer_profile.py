@@ -5,12 +5,13 @@ The tiny case of trainer_overhead.py (2-conv model, 16x16, batch 32, 64 mini-bat
 epoch), where the Trainer's bookkeeping shows most. First the gap itself, from the paired,
 interleaved timing of whole epochs. Then each piece of extra work the Trainer does, timed
 alone on the same objects (timeit, median of repeats): the pieces that run every mini-batch,
-then those that run once per epoch or per ``fit``, divided by the epoch's mini-batches. Each
-row is a lower bound: timed alone, a piece runs from warm caches, while in the loop it
+then those that run once per epoch or per ``fit``, divided by the epoch's mini-batches.
+
+Each row is a lower bound: timed alone, a piece runs from warm caches, while in the loop it
 follows the convolutions, where a small tensor operation costs several times more. Paired in
 place against the same hand loop without them, the two ``.to`` calls that had nothing to do
-cost 0.6% of the tiny case's time, and the running loss's former four operations 0.55%: each more
-than this table gave them. ``--callbacks`` profiles the realistic callback set of
+cost 0.6% of the tiny case's time and the running loss's former four operations 0.55%, each
+more than this table gave them. ``--callbacks`` profiles the realistic callback set of
 trainer_overhead.py's third case instead of ``verbose=0``.
 """
 

